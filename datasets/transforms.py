@@ -1,0 +1,160 @@
+"""Training/validation transforms on numpy frames; the intrinsics follow every change (SPEC §2).
+
+Every transform is a callable ``(images, K, maps) -> (images, K, maps)``:
+
+- ``images``: list of ``[H,W,3]`` float32 arrays in 0..255 (the target first, then the refs),
+- ``K``: ``[3,3]`` float32 intrinsics of these images,
+- ``maps``: list of ``[H,W]`` float32 per-pixel maps aligned with the images (e.g. the V3
+  prior), which are flipped, cropped and resized exactly as the images are.
+
+All the images of a sample get the same random draw, so that they stay a consistent video
+snippet for the warps. Randomness comes from numpy's global RNG so that Lightning's
+``seed_everything`` and its per-worker seeding make runs repeatable. ``ToTensor`` comes last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from geometry.intrinsics import crop_intrinsics, flip_intrinsics, scale_intrinsics
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Compose",
+    "RandomHorizontalFlip",
+    "RandomScaleCrop",
+    "Resize",
+    "ToTensor",
+    "Transform",
+]
+
+# The normalisation of the public implementation: (x/255 - 0.45) / 0.225 on every channel.
+IMAGENET_MEAN = 0.45
+IMAGENET_STD = 0.225
+
+Sample = tuple[list[Any], Any, list[Any]]
+Transform = Callable[[list[Any], Any, list[Any]], Sample]
+
+
+def _image_size(images: Sequence[np.ndarray]) -> tuple[int, int]:
+    if not images:
+        raise ValueError("a transform needs at least one image")
+    H, W = images[0].shape[:2]
+    return H, W
+
+
+def _resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:
+    """cv2 bilinear resize of ``[H,W]`` or ``[H,W,C]`` to ``[height,width(,C)]``."""
+    if arr.shape[:2] == (height, width):
+        return arr
+    return cv2.resize(arr, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, images: list[Any], K: Any, maps: list[Any]) -> Sample:
+        for t in self.transforms:
+            images, K, maps = t(images, K, maps)
+        return images, K, maps
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(t) for t in self.transforms)
+        return f"Compose([{inner}])"
+
+
+class RandomHorizontalFlip:
+    """Flip all images and maps left-right with probability ``p``; ``cx ← W - cx``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, images: list[np.ndarray], K: np.ndarray,
+                 maps: list[np.ndarray]) -> Sample:
+        if np.random.rand() >= self.p:
+            return images, K, maps
+        _, W = _image_size(images)
+        # copies, so that torch.from_numpy later gets positive strides
+        images = [np.ascontiguousarray(np.fliplr(im)) for im in images]
+        maps = [np.ascontiguousarray(np.fliplr(m)) for m in maps]
+        return images, flip_intrinsics(K, W), maps
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlip(p={self.p})"
+
+
+class RandomScaleCrop:
+    """Zoom in by independent factors ``sx, sy`` in [1, max_scale], then crop back to H×W.
+
+    The zoomed size is ``(round(H·sy), round(W·sx))``; K is scaled by the exact ratios of
+    the rounded size and then shifted by the random crop offset ``(ox, oy)``.
+    """
+
+    def __init__(self, max_scale: float = 1.15) -> None:
+        if max_scale < 1.0:
+            raise ValueError(f"max_scale must be >= 1, got {max_scale}")
+        self.max_scale = max_scale
+
+    def __call__(self, images: list[np.ndarray], K: np.ndarray,
+                 maps: list[np.ndarray]) -> Sample:
+        H, W = _image_size(images)
+        sx, sy = np.random.uniform(1.0, self.max_scale, 2)
+        scaled_h, scaled_w = round(H * sy), round(W * sx)
+        oy = np.random.randint(scaled_h - H + 1)
+        ox = np.random.randint(scaled_w - W + 1)
+        images = [_resize(im, scaled_h, scaled_w)[oy:oy + H, ox:ox + W] for im in images]
+        maps = [_resize(m, scaled_h, scaled_w)[oy:oy + H, ox:ox + W] for m in maps]
+        K = scale_intrinsics(K, scaled_w / W, scaled_h / H)
+        K = crop_intrinsics(K, ox, oy)
+        return images, K, maps
+
+    def __repr__(self) -> str:
+        return f"RandomScaleCrop(max_scale={self.max_scale})"
+
+
+class Resize:
+    """Resize all images and maps to ``height × width`` (bilinear); K scaled to match."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height = height
+        self.width = width
+
+    def __call__(self, images: list[np.ndarray], K: np.ndarray,
+                 maps: list[np.ndarray]) -> Sample:
+        H, W = _image_size(images)
+        images = [_resize(im, self.height, self.width) for im in images]
+        maps = [_resize(m, self.height, self.width) for m in maps]
+        return images, scale_intrinsics(K, self.width / W, self.height / H), maps
+
+    def __repr__(self) -> str:
+        return f"Resize(height={self.height}, width={self.width})"
+
+
+class ToTensor:
+    """numpy → torch: images to normalised ``[3,H,W]``, maps to ``[1,H,W]``, K to ``[3,3]``.
+
+    All float32; images become ``(x/255 - 0.45) / 0.225``.
+    """
+
+    def __call__(self, images: list[np.ndarray], K: np.ndarray,
+                 maps: list[np.ndarray]) -> Sample:
+        tensors = []
+        for im in images:
+            t = torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32)).permute(2, 0, 1)
+            t = t.contiguous()
+            tensors.append((t / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
+        map_tensors = [torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[None]
+                       for m in maps]
+        return tensors, torch.as_tensor(np.asarray(K), dtype=torch.float32), map_tensors
+
+    def __repr__(self) -> str:
+        return "ToTensor()"

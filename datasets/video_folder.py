@@ -1,0 +1,306 @@
+"""Datasets over the published folder layout (SPEC §4).
+
+```
+DATASET/training/SceneXXXX/ 000000.jpg …  cam.txt  [frame_index.txt]  [depth/]  [leres_depth/]
+DATASET/training/train.txt  val.txt
+DATASET/testing/color/  depth/  [seg_mask/ + seg_mask/dynamic_colors.txt]
+```
+
+Companion files (ground truth, priors, segmentation masks) are paired with their image BY
+NAME (same stem), never by position: a missing or extra companion is a `DatasetError`
+naming the file, raised when the dataset is built rather than mid-epoch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from datasets.depth_io import (
+    DatasetError,
+    gt_depth_suffixes,
+    list_images,
+    read_gt_depth,
+    read_image,
+    read_intrinsics,
+    read_prior,
+)
+from datasets.transforms import ToTensor, Transform
+
+__all__ = ["TestDepthSet", "TrainFolder", "ValidationDepthSet", "read_dynamic_colors"]
+
+
+def _read_scene_list(path: Path) -> list[str]:
+    """Scene folder names, one a line (blank lines and ``#`` comments ignored)."""
+    if not path.is_file():
+        raise DatasetError(f"missing scene list: {path}")
+    names = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.append(line)
+    return names
+
+
+def _scene_dirs(root: Path, split_file: str) -> list[Path]:
+    scenes = [root / name for name in _read_scene_list(root / split_file)]
+    for scene in scenes:
+        if not scene.is_dir():
+            raise DatasetError(f"scene listed in {root / split_file} does not exist: {scene}")
+    return scenes
+
+
+def _stems(paths: Iterable[Path]) -> dict[str, Path]:
+    """stem -> path; two files with one stem cannot be paired by name, so that is an error."""
+    by_stem: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in by_stem:
+            raise DatasetError(f"two files share the name {p.stem!r}: {by_stem[p.stem]}, {p}")
+        by_stem[p.stem] = p
+    return by_stem
+
+
+def _pair_by_name(images: Sequence[Path], folder: Path, suffixes: Sequence[str],
+                  what: str, all_images: Sequence[Path] | None = None) -> list[Path]:
+    """For every image, ``folder/<image stem><suffix>``; a missing or extra file -> error.
+
+    ``suffixes``: the accepted file types. ``all_images`` (default ``images``): every image
+    that a file in ``folder`` may belong to; a file matching none of them is "extra".
+    """
+    if not folder.is_dir():
+        raise DatasetError(f"missing {what} folder: {folder}")
+    files = _stems(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in suffixes)
+    image_stems = set(_stems(images if all_images is None else all_images))
+    extra = sorted(stem for stem in files if stem not in image_stems)
+    if extra:
+        raise DatasetError(f"{what} file without a matching image: {files[extra[0]]}"
+                           + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+    paired = []
+    for img in images:
+        if img.stem not in files:
+            raise DatasetError(f"missing {what} file for {img}: "
+                               f"expected {folder / (img.stem + suffixes[0])}")
+        paired.append(files[img.stem])
+    return paired
+
+
+def _read_frame_index(path: Path, num_frames: int) -> list[int]:
+    """Integer frame indices of ``frame_index.txt`` (also as floats, as np.savetxt writes)."""
+    if not path.is_file():
+        raise DatasetError(f"--use_frame_index needs {path}")
+    indices = []
+    for tok in path.read_text().split():
+        try:
+            value = float(tok)
+        except ValueError as err:
+            raise DatasetError(f"not a frame index {tok!r} in {path}") from err
+        if not value.is_integer() or not 0 <= value < num_frames:
+            raise DatasetError(f"frame index {tok} out of range 0..{num_frames - 1}: {path}")
+        indices.append(int(value))
+    return indices
+
+
+def _apply(transform: Transform, images: list[np.ndarray], K: np.ndarray,
+           maps: list[np.ndarray]) -> tuple[list[Tensor], Tensor, list[Tensor]]:
+    images_t, K_t, maps_t = transform(images, K, maps)
+    if not all(isinstance(t, Tensor) for t in (*images_t, K_t, *maps_t)):
+        raise TypeError("the transform must end with ToTensor()")
+    return images_t, K_t, maps_t
+
+
+class TrainFolder(Dataset):
+    """Training (or photometric-validation) snippets of video scenes.
+
+    A sample is a target frame ``i`` with references ``i-s·k, …, i-k, i+k, …, i+s·k``
+    (``s = (sequence_length-1)//2``, ``k = skip_frames``), in temporal order, for every
+    ``i`` whose references all exist. With ``use_frame_index`` the frames are those listed
+    in ``frame_index.txt``, in that order. With ``with_prior`` (V3) the target's prior
+    ``leres_depth/<stem>.png`` is loaded and transformed along with the images.
+
+    Item: dict(tgt [3,H,W], refs list of [3,H,W], K [3,3], K_inv [3,3],
+    tgt_prior [1,H,W] (with_prior only)).
+    """
+
+    def __init__(self, root: str | Path, train: bool = True, sequence_length: int = 3,
+                 skip_frames: int = 1, use_frame_index: bool = False,
+                 transform: Transform | None = None, with_prior: bool = False) -> None:
+        if sequence_length < 3 or sequence_length % 2 == 0:
+            raise ValueError(f"sequence_length must be odd and >= 3, got {sequence_length}")
+        if skip_frames < 1:
+            raise ValueError(f"skip_frames must be >= 1, got {skip_frames}")
+        self.root = Path(root)
+        self.transform = transform if transform is not None else ToTensor()
+        self.with_prior = with_prior
+        self.scenes = _scene_dirs(self.root, "train.txt" if train else "val.txt")
+        half = (sequence_length - 1) // 2
+        shifts = [s * skip_frames for s in range(-half, half + 1) if s != 0]
+        reach = half * skip_frames
+
+        self.intrinsics: list[np.ndarray] = []
+        # (scene index, target, references, prior or None)
+        self.samples: list[tuple[int, Path, tuple[Path, ...], Path | None]] = []
+        for scene in self.scenes:
+            all_frames = list_images(scene)
+            frames = all_frames
+            if use_frame_index:
+                index = _read_frame_index(scene / "frame_index.txt", len(all_frames))
+                frames = [all_frames[i] for i in index]
+            if len(frames) < 2 * reach + 1:
+                warnings.warn(f"skipping scene {scene}: {len(frames)} frames, a sample of "
+                              f"{sequence_length} frames with skip {skip_frames} needs "
+                              f"{2 * reach + 1}", stacklevel=2)
+                continue
+            targets = frames[reach:len(frames) - reach]
+            priors: list[Path | None] = [None] * len(targets)
+            if with_prior:
+                priors = list(_pair_by_name(targets, scene / "leres_depth", (".png", ".npy"),
+                                            "prior", all_images=all_frames))
+            scene_idx = len(self.intrinsics)
+            self.intrinsics.append(read_intrinsics(scene / "cam.txt"))
+            for j, (tgt, prior) in enumerate(zip(targets, priors)):
+                i = j + reach
+                refs = tuple(frames[i + d] for d in shifts)
+                self.samples.append((scene_idx, tgt, refs, prior))
+        if not self.samples:
+            raise DatasetError(f"no training samples in {self.root} "
+                               f"(scenes of {'train' if train else 'val'}.txt, "
+                               f"sequence_length={sequence_length}, skip_frames={skip_frames})")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        scene_idx, tgt_path, ref_paths, prior_path = self.samples[index]
+        images = [read_image(tgt_path)] + [read_image(p) for p in ref_paths]
+        shape = images[0].shape
+        for path, img in zip(ref_paths, images[1:]):
+            if img.shape != shape:
+                raise DatasetError(f"frame size {img.shape[:2]} differs from the target's "
+                                   f"{shape[:2]} ({tgt_path}): {path}")
+        maps = []
+        if prior_path is not None:
+            prior = read_prior(prior_path)
+            if prior.shape != shape[:2]:
+                # relative depth does not depend on resolution; align it with the image so
+                # that the crops and flips hit the same pixels
+                prior = cv2.resize(prior, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+            maps.append(prior)
+        images_t, K, maps_t = _apply(self.transform, images, self.intrinsics[scene_idx], maps)
+        sample = {"tgt": images_t[0], "refs": images_t[1:], "K": K,
+                  "K_inv": torch.linalg.inv(K.double()).float()}
+        if prior_path is not None:
+            sample["tgt_prior"] = maps_t[0]
+        return sample
+
+
+class ValidationDepthSet(Dataset):
+    """Frames of the validation scenes (``val.txt``) with their ground-truth depth.
+
+    GT: ``scene/depth/<stem>.<png|npz|npy>`` (encoding per ``dataset_name``), paired by name.
+    Item: dict(tgt [3,h,w] (transformed), gt_depth [H0,W0] float32 at GT resolution).
+    """
+
+    def __init__(self, root: str | Path, dataset_name: str,
+                 transform: Transform | None = None) -> None:
+        self.root = Path(root)
+        self.dataset_name = dataset_name
+        self.transform = transform if transform is not None else ToTensor()
+        suffixes = gt_depth_suffixes(dataset_name)
+        self.samples: list[tuple[Path, Path]] = []
+        for scene in _scene_dirs(self.root, "val.txt"):
+            frames = list_images(scene)
+            gts = _pair_by_name(frames, scene / "depth", suffixes, "ground-truth depth")
+            self.samples.extend(zip(frames, gts))
+        if not self.samples:
+            raise DatasetError(f"no validation frames in the scenes of {self.root / 'val.txt'}")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        img_path, gt_path = self.samples[index]
+        # K does not leave this dataset; the transforms only need one to carry along
+        images, _, _ = _apply(self.transform, [read_image(img_path)],
+                              np.eye(3, dtype=np.float32), [])
+        gt = read_gt_depth(gt_path, self.dataset_name)
+        return {"tgt": images[0], "gt_depth": torch.from_numpy(gt)}
+
+
+def read_dynamic_colors(path: str | Path) -> np.ndarray:
+    """``dynamic_colors.txt``: one ``R G B`` colour a line. Returns ``[N,3]`` int64."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"segmentation masks need {path}")
+    values = []
+    for tok in path.read_text().replace(",", " ").split():
+        try:
+            values.append(int(float(tok)))
+        except ValueError as err:
+            raise DatasetError(f"not a colour value {tok!r} in {path}") from err
+    if len(values) % 3 or any(not 0 <= v <= 255 for v in values):
+        raise DatasetError(f"dynamic colours must be lines of 'R G B' in 0..255: {path}")
+    return np.array(values, dtype=np.int64).reshape(-1, 3)
+
+
+def _read_dynamic_mask(path: Path, colors: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """bool ``[H0,W0]``: pixels of ``path`` whose RGB colour is one of ``colors``."""
+    rgb = read_image(path).astype(np.int64)  # 8-bit masks read back exactly
+    if rgb.shape[:2] != shape:
+        # nearest keeps the label colours intact
+        rgb = cv2.resize(rgb.astype(np.uint8), (shape[1], shape[0]),
+                         interpolation=cv2.INTER_NEAREST).astype(np.int64)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    wanted = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
+    return np.isin(codes, wanted)
+
+
+class TestDepthSet(Dataset):
+    """The test split: ``color/`` images, ``depth/`` ground truth, optional ``seg_mask/``.
+
+    Item: dict(tgt [3,h,w], gt_depth [H0,W0] float32, dynamic [H0,W0] bool (only when
+    ``seg_mask/`` exists), name (image stem)).
+    """
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(self, test_dir: str | Path, dataset_name: str,
+                 transform: Transform | None = None) -> None:
+        self.test_dir = Path(test_dir)
+        self.dataset_name = dataset_name
+        self.transform = transform if transform is not None else ToTensor()
+        images = list_images(self.test_dir / "color")
+        if not images:
+            raise DatasetError(f"no images in {self.test_dir / 'color'}")
+        gts = _pair_by_name(images, self.test_dir / "depth", gt_depth_suffixes(dataset_name),
+                            "ground-truth depth")
+        seg_dir = self.test_dir / "seg_mask"
+        self.dynamic_colors: np.ndarray | None = None
+        masks: list[Path | None] = [None] * len(images)
+        if seg_dir.is_dir():
+            self.dynamic_colors = read_dynamic_colors(seg_dir / "dynamic_colors.txt")
+            masks = list(_pair_by_name(images, seg_dir, (".png",), "segmentation mask"))
+        self.samples = list(zip(images, gts, masks))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        img_path, gt_path, mask_path = self.samples[index]
+        images, _, _ = _apply(self.transform, [read_image(img_path)],
+                              np.eye(3, dtype=np.float32), [])
+        gt = read_gt_depth(gt_path, self.dataset_name)
+        sample: dict[str, Any] = {"tgt": images[0], "gt_depth": torch.from_numpy(gt),
+                                  "name": img_path.stem}
+        if mask_path is not None and self.dynamic_colors is not None:
+            dynamic = _read_dynamic_mask(mask_path, self.dynamic_colors, gt.shape)
+            sample["dynamic"] = torch.from_numpy(dynamic)
+        return sample

@@ -1,0 +1,28 @@
+"""Camera geometry: pixel grids, back-projection, projection, warps, poses, intrinsics."""
+
+from geometry.camera import (
+    backproject,
+    inverse_warp,
+    pixel_grid,
+    pixels_to_grid,
+    project,
+    rotation_warp,
+    transform_points,
+)
+from geometry.intrinsics import crop_intrinsics, flip_intrinsics, scale_intrinsics
+from geometry.pose import euler2mat, pose_vec2mat
+
+__all__ = [
+    "backproject",
+    "crop_intrinsics",
+    "euler2mat",
+    "flip_intrinsics",
+    "inverse_warp",
+    "pixel_grid",
+    "pixels_to_grid",
+    "pose_vec2mat",
+    "project",
+    "rotation_warp",
+    "scale_intrinsics",
+    "transform_points",
+]

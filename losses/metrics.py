@@ -1,0 +1,299 @@
+"""Depth evaluation: the one place for evaluation ranges, crops and metrics (SPEC §5).
+
+Validation (`SCDepthV1`), `test.py` and `eval_depth.py` all score depth through
+`DepthEvaluator`, so a number printed by any of them means the same thing.
+
+Per image, on the valid pixels (GT inside the dataset's range and inside its crop):
+the prediction is resized to the GT's resolution (bilinear), scaled by
+`median(gt) / median(pred)` (monocular depth is known only up to scale), clamped to the
+range, and scored. The mean over images is reported; each image counts once (**fix**: the
+public code double counted images when dynamic/static masks were used). With a dynamic mask,
+the same per-image scale is used on the dynamic and on the static valid pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+METRIC_NAMES: tuple[str, ...] = (
+    "abs_rel", "sq_rel", "log10", "rmse", "rmse_log", "a1", "a2", "a3",
+)
+
+EVAL_RANGE: dict[str, tuple[float, float]] = {
+    "kitti": (0.1, 80.0),
+    "nyu": (0.1, 10.0),
+    "ddad": (0.1, 200.0),
+    "bonn": (0.1, 10.0),
+    "tum": (0.1, 10.0),
+    # The built-in generated dataset (datasets/synthetic.py, `--dataset_name synthetic`).
+    "synthetic": (0.1, 100.0),
+}
+
+# Garg crop as fractions of the image size (the constants of the public code).
+_GARG_ROWS = (0.40810811, 0.99189189)
+_GARG_COLS = (0.03594771, 0.96405229)
+# Eigen crop of NYUv2, defined on the 480×640 images.
+_EIGEN_SIZE = (480, 640)
+_EIGEN_ROWS = (45, 471)
+_EIGEN_COLS = (41, 601)
+
+_SPLITS = ("full", "dynamic", "static")
+
+
+def check_dataset_name(dataset_name: str) -> None:
+    """Raise ValueError naming `dataset_name` and the choices if it is not one we evaluate."""
+    if dataset_name not in EVAL_RANGE:
+        choices = ", ".join(sorted(EVAL_RANGE))
+        raise ValueError(f"unknown dataset {dataset_name!r}; choose from {choices}")
+
+
+def crop_bounds(height: int, width: int, dataset_name: str) -> tuple[int, int, int, int] | None:
+    """Evaluation crop `(top, bottom, left, right)` (bottom/right exclusive), None if no crop.
+
+    kitti: Garg crop, `int(fraction · size)` as the public code computes it.
+    nyu: Eigen crop rows 45:471, columns 41:601 of 480×640, scaled proportionally (integer
+    arithmetic, so 480×640 gives exactly those numbers) for GT of another size.
+    ddad, bonn, tum, synthetic: no crop.
+    """
+    check_dataset_name(dataset_name)
+    if dataset_name == "kitti":
+        return (
+            int(_GARG_ROWS[0] * height), int(_GARG_ROWS[1] * height),
+            int(_GARG_COLS[0] * width), int(_GARG_COLS[1] * width),
+        )
+    if dataset_name == "nyu":
+        h0, w0 = _EIGEN_SIZE
+        return (
+            _EIGEN_ROWS[0] * height // h0, _EIGEN_ROWS[1] * height // h0,
+            _EIGEN_COLS[0] * width // w0, _EIGEN_COLS[1] * width // w0,
+        )
+    if dataset_name in ("ddad", "bonn", "tum", "synthetic"):
+        return None
+    raise AssertionError(f"no crop rule for {dataset_name!r}")  # unreachable: checked above
+
+
+def eval_mask(gt: torch.Tensor, dataset_name: str) -> torch.Tensor:
+    """Pixels that are scored: GT strictly inside the dataset's range and inside its crop.
+
+    gt: [..., H, W] depth in metres (0 = no measurement). Returns bool [..., H, W].
+    Raises ValueError for an unknown dataset name.
+    """
+    check_dataset_name(dataset_name)
+    min_depth, max_depth = EVAL_RANGE[dataset_name]
+    mask = (gt > min_depth) & (gt < max_depth)
+    bounds = crop_bounds(gt.shape[-2], gt.shape[-1], dataset_name)
+    if bounds is not None:
+        top, bottom, left, right = bounds
+        crop = torch.zeros(gt.shape[-2:], dtype=torch.bool, device=gt.device)
+        crop[top:bottom, left:right] = True
+        mask = mask & crop
+    return mask
+
+
+def masked_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Median of each row of `x` over the entries where `mask` is True.
+
+    x: [B, N] float, mask: [B, N] bool -> [B]. For an even count the two middle values are
+    averaged (as `numpy.median`); a row without any True entry gives NaN.
+    """
+    count = mask.sum(dim=1)
+    # Masked-out entries sort to the end, so the valid ones occupy the first `count` slots.
+    values = torch.where(mask, x, torch.full_like(x, math.inf)).sort(dim=1).values
+    lo = ((count - 1).clamp(min=0) // 2).unsqueeze(1)
+    hi = (count // 2).clamp(max=x.shape[1] - 1).unsqueeze(1)
+    median = 0.5 * (values.gather(1, lo) + values.gather(1, hi)).squeeze(1)
+    return torch.where(count > 0, median, torch.full_like(median, math.nan))
+
+
+def masked_depth_metrics(
+    pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The METRIC_NAMES of each image over its masked pixels.
+
+    pred, gt: [B, N] positive where `mask` holds (pred already scaled and clamped);
+    mask: [B, N] bool. Returns (metrics [B, 8] in METRIC_NAMES order, count [B]); rows with
+    count 0 are NaN.
+    """
+    w = mask.to(pred.dtype)
+    count = w.sum(dim=1)
+    # Outside the mask gt may be 0: substitute 1 so that logs and ratios stay finite there.
+    one = torch.ones_like(gt)
+    gt = torch.where(mask, gt, one)
+    pred = torch.where(mask, pred, one)
+
+    def mean(values: torch.Tensor) -> torch.Tensor:
+        return (values * w).sum(dim=1) / count
+
+    thresh = torch.maximum(gt / pred, pred / gt)
+    diff = gt - pred
+    log_diff = torch.log(gt) - torch.log(pred)
+    metrics = torch.stack(
+        [
+            mean(diff.abs() / gt),                              # abs_rel
+            mean(diff.pow(2) / gt),                             # sq_rel
+            mean((torch.log10(gt) - torch.log10(pred)).abs()),  # log10
+            mean(diff.pow(2)).sqrt(),                           # rmse
+            mean(log_diff.pow(2)).sqrt(),                       # rmse_log
+            mean((thresh < 1.25).to(pred.dtype)),               # a1
+            mean((thresh < 1.25**2).to(pred.dtype)),            # a2
+            mean((thresh < 1.25**3).to(pred.dtype)),            # a3
+        ],
+        dim=1,
+    )
+    return metrics, count
+
+
+class DepthEvaluator:
+    """Accumulates per-image depth metrics over batches; `compute()` gives the means.
+
+    Everything is computed and kept in float64 on the CPU, so sums over thousands of images
+    do not lose precision and the evaluator never holds GPU memory.
+    """
+
+    def __init__(self, dataset_name: str) -> None:
+        check_dataset_name(dataset_name)
+        self.dataset_name = dataset_name
+        self.min_depth, self.max_depth = EVAL_RANGE[dataset_name]
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all images seen so far (e.g. at the start of a validation epoch)."""
+        self._metrics: dict[str, list[torch.Tensor]] = {s: [] for s in _SPLITS}
+        self._ratios: list[torch.Tensor] = []
+        self._num_skipped = 0
+        self._seen_dynamic = False
+
+    @torch.no_grad()
+    def update(
+        self, pred: torch.Tensor, gt: torch.Tensor, dynamic: torch.Tensor | None = None
+    ) -> None:
+        """Score one batch.
+
+        pred: [B,1,h,w] or [B,h,w] predicted depth (any positive scale);
+        gt: [B,H,W] (or [B,1,H,W]) GT depth in metres, 0 where unknown;
+        dynamic: [B,H,W] (or [B,1,H,W]) bool, True on moving objects, or None.
+        Images without any valid GT pixel are skipped and counted in `num_skipped`.
+        """
+        gt = _drop_channel(gt, "gt").detach().to("cpu", torch.float64)
+        if pred.dim() == 3:
+            pred = pred.unsqueeze(1)
+        if pred.dim() != 4 or pred.shape[1] != 1:
+            raise ValueError(f"pred must be [B,1,h,w] or [B,h,w], got {tuple(pred.shape)}")
+        if pred.shape[0] != gt.shape[0]:
+            raise ValueError(f"batch sizes differ: pred {pred.shape[0]}, gt {gt.shape[0]}")
+        pred = pred.detach().to("cpu", torch.float64)
+        B, H, W = gt.shape
+        if pred.shape[-2:] != (H, W):
+            pred = F.interpolate(pred, size=(H, W), mode="bilinear", align_corners=False)
+        pred = pred.reshape(B, H * W)
+
+        valid = eval_mask(gt, self.dataset_name).reshape(B, H * W)
+        gt = gt.reshape(B, H * W)
+        has_valid = valid.any(dim=1)
+        self._num_skipped += int((~has_valid).sum())
+
+        ratio = masked_median(gt, valid) / masked_median(pred, valid)
+        # Skipped images have ratio NaN; use 1 so their (unused) values stay finite.
+        ratio = torch.where(has_valid, ratio, torch.ones_like(ratio))
+        pred = (pred * ratio.unsqueeze(1)).clamp(self.min_depth, self.max_depth)
+        self._ratios.append(ratio[has_valid])
+
+        masks = {"full": valid}
+        if dynamic is not None:
+            dynamic = _drop_channel(dynamic, "dynamic").to("cpu", torch.bool)
+            if dynamic.shape != (B, H, W):
+                raise ValueError(
+                    f"dynamic mask {tuple(dynamic.shape)} does not match gt {(B, H, W)}"
+                )
+            dynamic = dynamic.reshape(B, H * W)
+            masks["dynamic"] = valid & dynamic
+            masks["static"] = valid & ~dynamic
+            self._seen_dynamic = True
+        for split, mask in masks.items():
+            metrics, count = masked_depth_metrics(pred, gt, mask)
+            self._metrics[split].append(metrics[count > 0])
+
+    def compute(self) -> dict:
+        """Mean metrics over the images seen.
+
+        Returns {"full": {metric: float}, "dynamic": {...} | None, "static": {...} | None,
+        "ratio_mean", "ratio_std" (population std of the per-image scales), "num_images"
+        (images scored), "num_skipped" (images without valid GT), "num_dynamic_images",
+        "num_static_images"}. "dynamic"/"static" are None when no dynamic mask was given;
+        "dynamic" averages over the images with any valid dynamic pixel. With no image
+        scored the "full" values are NaN.
+        """
+        results: dict = {}
+        counts: dict[str, int] = {}
+        for split in _SPLITS:
+            rows = _cat(self._metrics[split], (0, len(METRIC_NAMES)))
+            counts[split] = rows.shape[0]
+            if split != "full" and not self._seen_dynamic:
+                results[split] = None
+                continue
+            if split == "dynamic" and rows.shape[0] == 0:
+                results[split] = None  # masks were given but no image had a dynamic pixel
+                continue
+            if rows.shape[0]:
+                means = rows.mean(dim=0)
+            else:
+                means = torch.full((len(METRIC_NAMES),), math.nan)
+            results[split] = {name: float(v) for name, v in zip(METRIC_NAMES, means)}
+        ratios = _cat(self._ratios, (0,))
+        results["ratio_mean"] = float(ratios.mean()) if ratios.numel() else math.nan
+        results["ratio_std"] = float(ratios.std(correction=0)) if ratios.numel() else math.nan
+        results["num_images"] = counts["full"]
+        results["num_skipped"] = self._num_skipped
+        results["num_dynamic_images"] = counts["dynamic"]
+        results["num_static_images"] = counts["static"]
+        return results
+
+
+def format_table(results: dict) -> str:
+    """The metrics table that test.py and eval_depth.py print (one row per split)."""
+    header = f"{'':>8} " + " ".join(f"{name:>9}" for name in METRIC_NAMES)
+    lines = [header]
+    for split in _SPLITS:
+        values = results.get(split)
+        if values is None:
+            continue
+        lines.append(f"{split:>8} " + " ".join(f"{values[n]:>9.4f}" for n in METRIC_NAMES))
+    lines.append(
+        f"scale ratio: mean {results['ratio_mean']:.4f}, std {results['ratio_std']:.4f}"
+        f" | images: {results['num_images']}"
+        + (f" (dynamic {results['num_dynamic_images']})"
+           if results.get("dynamic") is not None else "")
+        + (f", skipped without valid GT: {results['num_skipped']}"
+           if results.get("num_skipped") else "")
+    )
+    return "\n".join(lines)
+
+
+def metrics_for_logging(results: dict) -> dict[str, float]:
+    """Flatten `compute()`'s result for a logger: "abs_rel", "dynamic/abs_rel", "ratio_mean"…"""
+    flat: dict[str, float] = {}
+    for split in _SPLITS:
+        values = results.get(split)
+        if values is None:
+            continue
+        prefix = "" if split == "full" else f"{split}/"
+        flat.update({f"{prefix}{name}": float(values[name]) for name in METRIC_NAMES})
+    flat["ratio_mean"] = float(results["ratio_mean"])
+    flat["ratio_std"] = float(results["ratio_std"])
+    return flat
+
+
+def _drop_channel(x: torch.Tensor, name: str) -> torch.Tensor:
+    """[B,1,H,W] -> [B,H,W]; [B,H,W] unchanged; anything else is an error."""
+    if x.dim() == 4 and x.shape[1] == 1:
+        return x[:, 0]
+    if x.dim() != 3:
+        raise ValueError(f"{name} must be [B,H,W] or [B,1,H,W], got {tuple(x.shape)}")
+    return x
+
+
+def _cat(chunks: list[torch.Tensor], empty_shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.cat(chunks) if chunks else torch.zeros(empty_shape, dtype=torch.float64)

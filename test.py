@@ -1,0 +1,65 @@
+"""Evaluate a checkpoint (any version, ours or published) on DATASET/testing (SPEC §5).
+
+    python test.py --config configs/v1/kitti.txt --dataset_dir /data/kitti --ckpt_path K
+
+Prints AbsRel, SqRel, log10, RMSE, RMSE-log and δ<1.25ⁿ, and the same on dynamic and
+static pixels when testing/seg_mask exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config import parse_options
+from utils.cli import UsageError, run_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_options(argv, ("data", "model", "runtime", "evaluation"),
+                         description=__doc__.split("\n")[0])
+    if not opts.dataset_dir:
+        raise UsageError("--dataset_dir is required")
+    if not opts.ckpt_path:
+        raise UsageError("--ckpt_path is required")
+
+    import json
+
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from datasets.check import check_dataset
+    from datasets.transforms import Compose, Resize, ToTensor
+    from datasets.video_folder import TestDepthSet
+    from losses.metrics import DepthEvaluator, format_table
+    from models.sc_depth import load_from_checkpoint, resolve_device
+
+    check_dataset(opts, stage="test")
+    device = resolve_device(opts.device)
+    model = load_from_checkpoint(opts.ckpt_path, device)
+    dataset = TestDepthSet(Path(opts.dataset_dir) / "testing", opts.dataset_name,
+                           transform=Compose([Resize(opts.img_height, opts.img_width),
+                                              ToTensor()]))
+    # Ground truth may differ in size between images: batch the inputs, keep GT per image.
+    loader = DataLoader(dataset, batch_size=opts.infer_batch_size, num_workers=opts.num_workers,
+                        collate_fn=lambda items: items)
+    evaluator = DepthEvaluator(opts.dataset_name)
+    with torch.inference_mode():
+        for items in tqdm(loader, desc="test", unit="batch"):
+            tgt = torch.stack([it["tgt"] for it in items]).to(device)
+            depth = model(tgt).float().cpu()
+            for i, it in enumerate(items):
+                dynamic = it.get("dynamic")
+                evaluator.update(depth[i:i + 1], it["gt_depth"][None],
+                                 None if dynamic is None else dynamic[None])
+    results = evaluator.compute()
+    print(f"checkpoint: {opts.ckpt_path}  ({model.hparams['model_version']}, "
+          f"ResNet-{model.hparams['resnet_layers']}, {results['num_images']} images)")
+    print(format_table(results))
+    if opts.output_json:
+        Path(opts.output_json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main, "test.py")

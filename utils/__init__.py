@@ -1,0 +1,1 @@
+"""Small shared helpers: checkpoints, visualisation, command-line error handling."""

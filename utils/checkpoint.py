@@ -1,0 +1,73 @@
+"""Loading checkpoints safely: ours and the ones published for the public SC-Depth code.
+
+Checkpoints are untrusted input (SPEC §6): they are read with `weights_only=True`, and the
+only class the unpickler may build is `argparse.Namespace`, which the published files use
+for their `hyper_parameters`. Anything else is refused with a message, never unpickled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SAFE_GLOBALS = [argparse.Namespace]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or not one of ours / the published ones."""
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a `.ckpt` (or plain state-dict) file with the restricted unpickler."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unknown reason"
+        raise CheckpointError(
+            f"refused to load {path}: it needs objects outside the allow-list "
+            f"(tensors, containers, argparse.Namespace): {first}") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"unreadable checkpoint {path}: {err}".splitlines()[0]) from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} does not hold a checkpoint dictionary")
+    return ckpt
+
+
+def checkpoint_hparams(ckpt: dict) -> dict[str, Any]:
+    """The training options stored in a checkpoint, as a plain dict (Namespace or dict)."""
+    hp = ckpt.get("hyper_parameters", {}) or {}
+    if isinstance(hp, argparse.Namespace):
+        hp = vars(hp)
+    return dict(hp)
+
+
+def checkpoint_state_dict(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The network weights: a Lightning checkpoint's `state_dict`, or the dict itself."""
+    state = ckpt.get("state_dict", ckpt)
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def infer_model_version(ckpt: dict) -> str:
+    """v1/v2/v3 from the stored options, else from the weights (ARN keys mean V2)."""
+    version = checkpoint_hparams(ckpt).get("model_version")
+    if version in ("v1", "v2", "v3"):
+        return version
+    if any(k.startswith("rectify_net.") for k in checkpoint_state_dict(ckpt)):
+        return "v2"
+    return "v1"
+
+
+def infer_resnet_layers(ckpt: dict) -> int:
+    """18 or 50, read from the shape of the DepthNet decoder's first convolution."""
+    weight = checkpoint_state_dict(ckpt).get("depth_net.decoder.upconvs0.0.conv.conv.weight")
+    if weight is None:
+        return int(checkpoint_hparams(ckpt).get("resnet_layers", 18))
+    return 50 if weight.shape[1] == 2048 else 18
