@@ -23,3 +23,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) ckpts demo/output demo/data
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py

@@ -8,10 +8,41 @@ static pixels when testing/seg_mask exists.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
 from config import parse_options
 from utils.cli import UsageError, run_main
+
+
+def evaluate(model: Any, opts: argparse.Namespace, device: Any) -> dict[str, Any]:
+    """SPEC §5 metrics of `model`'s depth on DATASET/testing, one image counted once."""
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from datasets.transforms import Compose, Resize, ToTensor
+    from datasets.video_folder import TestDepthSet
+    from losses.metrics import DepthEvaluator
+
+    dataset = TestDepthSet(Path(opts.dataset_dir) / "testing", opts.dataset_name,
+                           transform=Compose([Resize(opts.img_height, opts.img_width),
+                                              ToTensor()]))
+    # Ground truth may differ in size between images: batch the inputs, keep GT per image.
+    loader = DataLoader(dataset, batch_size=opts.infer_batch_size,
+                        num_workers=opts.num_workers, collate_fn=list)
+    evaluator = DepthEvaluator(opts.dataset_name)
+    model = model.to(device).eval()
+    with torch.inference_mode():
+        for items in tqdm(loader, desc="test", unit="batch"):
+            tgt = torch.stack([it["tgt"] for it in items]).to(device)
+            depth = model(tgt).float().cpu()
+            for i, it in enumerate(items):
+                dynamic = it.get("dynamic")
+                evaluator.update(depth[i:i + 1], it["gt_depth"][None],
+                                 None if dynamic is None else dynamic[None])
+    return evaluator.compute()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,35 +55,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import json
 
-    import torch
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
-
     from datasets.check import check_dataset
-    from datasets.transforms import Compose, Resize, ToTensor
-    from datasets.video_folder import TestDepthSet
-    from losses.metrics import DepthEvaluator, format_table
+    from losses.metrics import format_table
     from models.sc_depth import load_from_checkpoint, resolve_device
 
     check_dataset(opts, stage="test")
     device = resolve_device(opts.device)
     model = load_from_checkpoint(opts.ckpt_path, device)
-    dataset = TestDepthSet(Path(opts.dataset_dir) / "testing", opts.dataset_name,
-                           transform=Compose([Resize(opts.img_height, opts.img_width),
-                                              ToTensor()]))
-    # Ground truth may differ in size between images: batch the inputs, keep GT per image.
-    loader = DataLoader(dataset, batch_size=opts.infer_batch_size, num_workers=opts.num_workers,
-                        collate_fn=lambda items: items)
-    evaluator = DepthEvaluator(opts.dataset_name)
-    with torch.inference_mode():
-        for items in tqdm(loader, desc="test", unit="batch"):
-            tgt = torch.stack([it["tgt"] for it in items]).to(device)
-            depth = model(tgt).float().cpu()
-            for i, it in enumerate(items):
-                dynamic = it.get("dynamic")
-                evaluator.update(depth[i:i + 1], it["gt_depth"][None],
-                                 None if dynamic is None else dynamic[None])
-    results = evaluator.compute()
+    results = evaluate(model, opts, device)
     print(f"checkpoint: {opts.ckpt_path}  ({model.hparams['model_version']}, "
           f"ResNet-{model.hparams['resnet_layers']}, {results['num_images']} images)")
     print(format_table(results))

@@ -5,9 +5,11 @@ x right, y down, z forward), so a fronto-parallel plane has the normal ``(0, 0, 
 
 With forward differences ``t_u = X(u+1, v) − X(u, v)`` and ``t_v = X(u, v+1) − X(u, v)`` the
 normal is ``normalize(t_v × t_u)``. That orientation is not a choice made per pixel: for any
-strictly positive depth, ``(t_v × t_u) · X(u, v) = −D(u+1,v)·D(u,v+1)·D(u,v)·det(K⁻¹) < 0``
-exactly (the three rays through neighbouring pixel centres are never coplanar), so the
-cross product never vanishes and always faces the camera.
+strictly positive depth and positive focal lengths,
+``(t_v × t_u) · X(u, v) = −D(u+1,v)·D(u,v+1)·D(u,v)·det(K⁻¹) < 0`` exactly (the rays through
+three neighbouring pixel centres are never coplanar; the border pixels, whose tangents are
+repeated from their neighbours, use another such triple with the same sign), so the cross
+product never vanishes and always faces the camera.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["depth_to_normals", "normal_matching_loss", "NormalMatchingLoss"]
+__all__ = ["NormalMatchingLoss", "depth_to_normals", "normal_matching_loss"]
 
-# Added under the square root when normalising: keeps a zero cross product (only possible
-# where the depth is 0, i.e. an invalid prior pixel) finite instead of 0/0. The depth is
-# divided by its per-image mean first, so even a pixel 1000× nearer than the mean at a focal
-# length of 10^4 px has |cross| ≈ 1e-14, far above this value (and its square, 1e-36, is
-# still a normal float32).
-_NORMAL_EPS = 1e-18
+# The cross product is first divided by its largest absolute component (detached: any
+# positive per-pixel factor leaves the direction, and so the value and gradient of the unit
+# normal, unchanged). Its magnitude ~ (D/f)² spans many decades (1e-14 for D = 1 mm at
+# f = 10⁴ px), which would overflow the float32 backward of a plain normalisation; after the
+# division it is in [1, √3]. _SCALE_FLOOR keeps a zero cross product (only possible where
+# the depth is 0, an invalid prior pixel) at 0 instead of 0/0, and _NORMAL_EPS then adds a
+# negligible 1e-12 to a squared norm of at least 1.
+_SCALE_FLOOR = 1e-30
+_NORMAL_EPS = 1e-6
 
 
 def _backproject(depth: torch.Tensor, K_inv: torch.Tensor) -> torch.Tensor:
@@ -53,16 +58,14 @@ def depth_to_normals(depth: torch.Tensor, K_inv: torch.Tensor) -> torch.Tensor:
     of the points, so border pixels get a real tangent instead of a zero one and the output
     keeps H×W). For a plane every tangent lies in the plane, so its normal is exact everywhere.
     """
-    # Normals are invariant to a global scale of the depth; dividing by the per-image mean
-    # puts every input at the same magnitude, so the eps of the normalisation is relative.
-    scale = depth.mean(dim=(1, 2, 3), keepdim=True).clamp_min(torch.finfo(depth.dtype).tiny)
-    points = _backproject(depth / scale, K_inv)
+    points = _backproject(depth, K_inv)
     t_u = points[..., :, 1:] - points[..., :, :-1]
     t_u = torch.cat([t_u, t_u[..., :, -1:]], dim=-1)
     t_v = points[..., 1:, :] - points[..., :-1, :]
     t_v = torch.cat([t_v, t_v[..., -1:, :]], dim=-2)
     normal = torch.linalg.cross(t_v, t_u, dim=1)
-    # Smooth normalisation (no clamp): finite value and gradient even at a zero vector.
+    scale = normal.detach().abs().amax(dim=1, keepdim=True).clamp_min(_SCALE_FLOOR)
+    normal = normal / scale
     return normal * torch.rsqrt((normal * normal).sum(dim=1, keepdim=True) + _NORMAL_EPS**2)
 
 

@@ -160,8 +160,10 @@ class PhotoGeometryLoss(nn.Module):
         ref_depths: list of N ``[B,1,H,W]``; poses: list of N ``ref_T_tgt`` ``[B,3,4]``;
         poses_inv: list of N ``tgt_T_ref`` ``[B,3,4]``; K: ``[B,3,3]``.
         Returns ``(photo_loss, geometry_loss, info)``: two scalars and a dict with detached
-        figures to log (``valid_fraction``, ``photo_map`` and ``valid_map`` ``[B,1,H,W]``) and
-        ``pairs_tr``, the list of the t→r pairwise dicts (one per reference, not detached).
+        figures to log (``valid_fraction``, ``photo_map`` and ``valid_map`` ``[B,1,H,W]``, or
+        ``[B,2N,H,W]`` with ``no_min_optimize``; ``photo_map`` is meaningful where
+        ``valid_map`` is 1) and ``pairs_tr``, the list of the t→r pairwise dicts (one per
+        reference, not detached).
         """
         pairs_tr, pairs = [], []
         for ref_img, ref_depth, ref_T_tgt, tgt_T_ref in zip(ref_imgs, ref_depths, poses, poses_inv):

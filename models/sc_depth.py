@@ -192,15 +192,20 @@ class SCDepthV1(pl.LightningModule):
         self.log_image_pair("train/input_depth", batch["tgt"][0], context["tgt_depth"][0])
 
 
-MODEL_CLASSES: dict[str, type[SCDepthV1]] = {"v1": SCDepthV1}
-
-
 def model_class(version: str) -> type[SCDepthV1]:
-    try:
-        return MODEL_CLASSES[version]
-    except KeyError:
-        raise ValueError(f"unknown --model_version {version!r}; choose one of "
-                         f"{sorted(MODEL_CLASSES)}") from None
+    """The system class of a version; later versions live in their own modules."""
+    if version == "v1":
+        return SCDepthV1
+    elif version == "v2":
+        from models.sc_depth_v2 import SCDepthV2
+
+        return SCDepthV2
+    elif version == "v3":
+        from models.sc_depth_v3 import SCDepthV3
+
+        return SCDepthV3
+    else:
+        raise ValueError(f"unknown model version {version!r}; choose v1, v2 or v3")
 
 
 def build_model(opts: argparse.Namespace | Mapping[str, Any]) -> SCDepthV1:

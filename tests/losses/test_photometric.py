@@ -117,6 +117,10 @@ def test_identical_frames_identity_pose_give_zero_losses():
     assert info["valid_fraction"] > 0.9
     assert photo.abs().item() < 1e-5
     assert geo.abs().item() < 1e-6
+    # And with the auto-mask on, no pixel improves (strictly) on the unwarped frame: all dropped.
+    photo, geo, info = run_loss(PhotoGeometryLoss(), x, x, d, d, pose(B), pose(B))
+    assert info["valid_fraction"].item() == 0
+    assert photo.item() == 0 and geo.item() == 0
 
 
 def test_true_pose_explains_rendered_pair_far_better_than_zero_pose():

@@ -1,0 +1,119 @@
+"""SC-Depth V2: the auto-rectify network (ARN) for hand-held video (SPEC §3 V2).
+
+Hand-held indoor video rotates a lot between frames and translates little; the rotation
+dominates the image motion, and PoseNet/DepthNet learn depth from the (small) translation
+badly. V2 adds a network that predicts the rotation between two frames and removes it
+before the V1 losses see the pair:
+
+1. for each reference ``r``: ``rot1 = ARN(tgt, r)``; ``r' = rotation_warp(r, rot1, K)``
+   (the reference as seen from a camera rotated like the target); ``rot2 = ARN(tgt, r')``;
+2. ARN's self-supervision (:func:`losses.rotation.select_rotation_target`): a rotation
+   label ``rot3_gt`` and an image ``w`` rotated by it from ``r``; ``rot3 = ARN(w, r)``;
+3. rotation consistency ``mean|rot3 − rot3_gt|`` and rotation triplet
+   ``mean(max(|rot2| − |rot1| + 0.05, 0))``;
+4. the V1 losses on ``tgt`` and the rectified references ``r'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from geometry import rotation_warp
+from losses.rotation import (
+    rotation_consistency_loss,
+    rotation_triplet_loss,
+    select_rotation_target,
+)
+from models.rectify_net import RectifyNet
+from models.sc_depth import SCDepthV1, _as_dict
+from utils.visualization import denormalize_image
+
+__all__ = ["SCDepthV2"]
+
+
+class SCDepthV2(SCDepthV1):
+    """SC-Depth V2: V1 on references rectified by the auto-rectify network (ARN)."""
+
+    def __init__(self, hparams: argparse.Namespace | Mapping[str, Any]) -> None:
+        super().__init__(hparams)
+        hp = _as_dict(hparams)
+        pretrained = not hp.get("no_pretrain", False)
+        # ARN is always a ResNet-18, so the file of --encoder_weights fits it only then.
+        weights = hp.get("encoder_weights") if int(hp.get("resnet_layers", 18)) == 18 else None
+        self.rectify_net = RectifyNet(pretrained, weights)
+        self.loss_weights["rot_consistency_loss"] = hp.get("rot_c_weight", 1.0)
+        self.loss_weights["rot_triplet_loss"] = hp.get("rot_t_weight", 1.0)
+
+    def rectify(self, tgt: Tensor, refs: list[Tensor], K: Tensor
+                ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Remove the rotation between the target and each reference.
+
+        tgt: ``[B,3,H,W]``; refs: list of ``[B,3,H,W]``; K: ``[B,3,3]``.
+        Returns ``(rectified r' per ref, rot1 = ARN(tgt, r) [B,3] per ref,
+        rot2 = ARN(tgt, r') [B,3] per ref)``.
+        """
+        rectified, rot1s, rot2s = [], [], []
+        for ref in refs:
+            rot1 = self.rectify_net(tgt, ref)
+            ref_rect = rotation_warp(ref, rot1, K)
+            rot1s.append(rot1)
+            rectified.append(ref_rect)
+            rot2s.append(self.rectify_net(tgt, ref_rect))
+        return rectified, rot1s, rot2s
+
+    def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """V1's terms on the rectified references plus ARN's two losses (averaged over refs).
+
+        context adds ``raw_refs``, ``rectified_refs``, ``rot1``, ``rot2`` (lists per ref) and
+        ``rot_from_prediction`` (per ref: whether ARN's own rotation was the consistency label).
+        Photo-mode validation calls this too, so it rectifies exactly as training does.
+        """
+        tgt, refs, K = batch["tgt"], list(batch["refs"]), batch["K"]
+        rectified, rot1s, rot2s = self.rectify(tgt, refs, K)
+
+        consistency, triplet, from_prediction = [], [], []
+        for ref, ref_rect, rot1, rot2 in zip(refs, rectified, rot1s, rot2s):
+            rot3_gt, w, used = select_rotation_target(rot1, ref, ref_rect, K)
+            rot3 = self.rectify_net(w, ref)
+            consistency.append(rotation_consistency_loss(rot3, rot3_gt))
+            triplet.append(rotation_triplet_loss(rot1, rot2))
+            from_prediction.append(used)
+
+        # V1 on the rectified pairs: depth and pose of r', not of r.
+        terms, context = super().loss_terms({**batch, "refs": rectified})
+        terms["rot_consistency_loss"] = torch.stack(consistency).mean()
+        terms["rot_triplet_loss"] = torch.stack(triplet).mean()
+        context.update(raw_refs=refs, rectified_refs=rectified, rot1=rot1s, rot2=rot2s,
+                       rot_from_prediction=from_prediction)
+        return terms, context
+
+    def extra_train_logs(self, context: Mapping[str, Any]) -> dict[str, Tensor]:
+        """rot_before = mean|rot1|, rot_after = mean|rot2| (radians): ARN works when the second
+        is clearly below the first."""
+        return {
+            "train/rot_before": torch.stack([r.detach().abs().mean() for r in context["rot1"]]
+                                            ).mean(),
+            "train/rot_after": torch.stack([r.detach().abs().mean() for r in context["rot2"]]
+                                           ).mean(),
+            # how often ARN's own rotation was trusted as the consistency label
+            "train/rot_label_from_prediction": torch.tensor(
+                float(np.mean(context["rot_from_prediction"])), device=context["rot1"][0].device),
+        }
+
+    def log_train_images(self, batch: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+        """V1's input/depth pair, and target | reference | rectified reference (first ref)."""
+        super().log_train_images(batch, context)
+        tb = self._tensorboard()
+        if tb is None or self.global_rank != 0:
+            return
+        strip = np.concatenate([denormalize_image(batch["tgt"][0]),
+                                denormalize_image(context["raw_refs"][0][0]),
+                                denormalize_image(context["rectified_refs"][0][0])], axis=1)
+        tb.add_image("train/target_reference_rectified", strip, self.global_step,
+                     dataformats="HWC")

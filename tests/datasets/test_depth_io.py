@@ -1,0 +1,175 @@
+"""File readers: every encoding of SPEC §4 and the errors that name the bad file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import scipy.sparse
+
+from datasets.depth_io import (
+    DatasetError,
+    list_images,
+    read_gt_depth,
+    read_image,
+    read_intrinsics,
+    read_prior,
+)
+
+
+def _png(path: Path, arr: np.ndarray) -> Path:
+    assert cv2.imwrite(str(path), arr)
+    return path
+
+
+# ---- read_image ---------------------------------------------------------------------------
+def test_read_image_colour_is_rgb(tmp_path: Path) -> None:
+    bgr = np.zeros((4, 5, 3), np.uint8)
+    bgr[1, 2] = (10, 20, 200)  # OpenCV order: blue, green, red
+    img = read_image(_png(tmp_path / "c.png", bgr))
+    assert img.shape == (4, 5, 3) and img.dtype == np.float32
+    np.testing.assert_array_equal(img[1, 2], [200, 20, 10])
+
+
+def test_read_image_grey_becomes_three_channels(tmp_path: Path) -> None:
+    grey = np.arange(20, dtype=np.uint8).reshape(4, 5) * 10
+    img = read_image(_png(tmp_path / "g.png", grey))
+    assert img.shape == (4, 5, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(img[..., c], grey.astype(np.float32))
+
+
+def test_read_image_drops_alpha(tmp_path: Path) -> None:
+    bgra = np.zeros((3, 3, 4), np.uint8)
+    bgra[..., 0], bgra[..., 1], bgra[..., 2], bgra[..., 3] = 1, 2, 3, 77
+    img = read_image(_png(tmp_path / "a.png", bgra))
+    assert img.shape == (3, 3, 3)
+    np.testing.assert_array_equal(img[0, 0], [3, 2, 1])
+
+
+def test_read_image_16_bit_scaled_to_255(tmp_path: Path) -> None:
+    arr = np.array([[0, 257, 65535]], np.uint16)
+    img = read_image(_png(tmp_path / "d.png", arr))
+    np.testing.assert_allclose(img[0, :, 0], [0.0, 1.0, 255.0], atol=1e-4)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_read_image_truncated_file_is_an_error(tmp_path: Path, ext: str) -> None:
+    good = tmp_path / f"good{ext}"
+    cv2.imwrite(str(good), np.random.default_rng(0).integers(0, 255, (32, 40, 3), np.uint8))
+    data = good.read_bytes()
+    bad = tmp_path / f"bad{ext}"
+    bad.write_bytes(data[: len(data) // 2])
+    assert read_image(good).shape == (32, 40, 3)
+    with pytest.raises(DatasetError, match=re.escape(str(bad))):
+        read_image(bad)
+
+
+def test_read_image_missing_and_garbage_files(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=re.escape("nope.jpg")):
+        read_image(tmp_path / "nope.jpg")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(DatasetError, match=re.escape("junk.png")):
+        read_image(junk)
+
+
+# ---- read_gt_depth ------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "scale"), [("nyu", 5000.0), ("bonn", 1000.0), ("tum", 1000.0)])
+def test_read_gt_depth_png(tmp_path: Path, name: str, scale: float) -> None:
+    raw = np.array([[0, 5000, 1000], [60000, 2500, 1]], np.uint16)
+    depth = read_gt_depth(_png(tmp_path / "d.png", raw), name)
+    assert depth.dtype == np.float32 and depth.shape == (2, 3)
+    np.testing.assert_allclose(depth, raw.astype(np.float64) / scale, rtol=1e-6)
+    assert depth[0, 0] == 0.0  # invalid stays 0
+
+
+def test_read_gt_depth_png_must_be_16_bit(tmp_path: Path) -> None:
+    path = _png(tmp_path / "d8.png", np.full((2, 2), 9, np.uint8))
+    with pytest.raises(DatasetError, match="16-bit"):
+        read_gt_depth(path, "nyu")
+
+
+def test_read_gt_depth_kitti_sparse_npz(tmp_path: Path) -> None:
+    dense = np.zeros((5, 7), np.float32)
+    dense[1, 2], dense[4, 6] = 12.5, 80.25
+    path = tmp_path / "gt.npz"
+    scipy.sparse.save_npz(path, scipy.sparse.csr_matrix(dense))
+    depth = read_gt_depth(path, "kitti")
+    assert depth.dtype == np.float32
+    np.testing.assert_array_equal(depth, dense)
+
+
+def test_read_gt_depth_ddad_dense_npz_and_npy(tmp_path: Path) -> None:
+    dense = np.array([[1.5, 0.0], [np.nan, 150.0]], np.float64)
+    np.savez(tmp_path / "gt.npz", depth=dense, other=np.ones(3))
+    np.save(tmp_path / "gt.npy", dense)
+    expected = np.array([[1.5, 0.0], [0.0, 150.0]], np.float32)  # NaN -> 0 (invalid)
+    for name in ("gt.npz", "gt.npy"):
+        depth = read_gt_depth(tmp_path / name, "ddad")
+        assert depth.dtype == np.float32
+        np.testing.assert_array_equal(depth, expected)
+
+
+def test_read_gt_depth_unknown_dataset_and_wrong_type(tmp_path: Path) -> None:
+    path = tmp_path / "gt.npy"
+    np.save(path, np.ones((2, 2)))
+    with pytest.raises(DatasetError, match=r"'mars'.*nyu.*kitti.*ddad"):
+        read_gt_depth(path, "mars")
+    with pytest.raises(DatasetError, match=re.escape("gt.npy")):
+        read_gt_depth(path, "nyu")  # nyu ground truth is PNG only
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 truncated zip")
+    with pytest.raises(DatasetError, match=re.escape("broken.npz")):
+        read_gt_depth(broken, "kitti")
+
+
+# ---- read_prior ---------------------------------------------------------------------------
+def test_read_prior_png_normalised_by_max(tmp_path: Path) -> None:
+    raw = np.array([[0, 15000], [30000, 60000]], np.uint16)  # LeReS files peak at 60000
+    prior = read_prior(_png(tmp_path / "p.png", raw))
+    assert prior.dtype == np.float32
+    np.testing.assert_allclose(prior, [[0.0, 0.25], [0.5, 1.0]])
+
+
+def test_read_prior_npy(tmp_path: Path) -> None:
+    np.save(tmp_path / "p.npy", np.array([[2.0, 4.0], [8.0, 0.0]], np.float32))
+    np.testing.assert_allclose(read_prior(tmp_path / "p.npy"), [[0.25, 0.5], [1.0, 0.0]])
+    with pytest.raises(DatasetError, match=r"p\.txt"):
+        read_prior(tmp_path / "p.txt")
+
+
+# ---- read_intrinsics ----------------------------------------------------------------------
+def test_read_intrinsics(tmp_path: Path) -> None:
+    path = tmp_path / "cam.txt"
+    path.write_text("241.7 0 204.2\n0 246.3 59.4\n0 0 1\n")
+    K = read_intrinsics(path)
+    assert K.dtype == np.float32 and K.shape == (3, 3)
+    np.testing.assert_allclose(K, [[241.7, 0, 204.2], [0, 246.3, 59.4], [0, 0, 1]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("text", ["1 0 2\n0 1 3\n0 0\n", "1 0 2\n0 1 3\n0 0 1 5\n",
+                                  "a b c\n", "0 0 2\n0 1 3\n0 0 1\n", "5 0 2\n0 -1 3\n0 0 1\n"])
+def test_read_intrinsics_malformed(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "cam.txt"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=re.escape(str(path))):
+        read_intrinsics(path)
+
+
+def test_read_intrinsics_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=re.escape("cam.txt")):
+        read_intrinsics(tmp_path / "cam.txt")
+
+
+# ---- list_images --------------------------------------------------------------------------
+def test_list_images_sorted_case_insensitive(tmp_path: Path) -> None:
+    for name in ("b.PNG", "a.jpg", "c.JPEG", "cam.txt", "d.npy"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub.png").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "c.JPEG"]
+    with pytest.raises(DatasetError, match="missing"):
+        list_images(tmp_path / "missing")
