@@ -26,3 +26,12 @@ __all__ = [
     "scale_intrinsics",
     "transform_points",
 ]
+from geometry.alignment import (  # noqa: F401  (trajectory evaluation, numpy)
+    absolute_trajectory_error,
+    align_trajectory,
+    chain_relative_poses,
+    frame_to_frame_rpe,
+    kitti_rpe,
+    relative_motions,
+    umeyama_alignment,
+)

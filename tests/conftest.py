@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny synthetic dataset rendered once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY = dict(scenes=2, frames=6, val_scenes=1, test_scenes=1, height=64, width=80,
+            progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 training scenes (one driving, one hand-held) × 6 frames, 1 val, 1 test, 64×80."""
+    from datasets.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    generate_dataset(root, seed=0, **TINY)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_handheld_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from datasets.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("tiny_handheld") / "data"
+    generate_dataset(root, seed=1, motion="handheld", **TINY)
+    return root
+
+
+def tiny_train_args(dataset: Path, log_dir: Path, *extra: str) -> list[str]:
+    """train.py flags for a few CPU steps on the tiny dataset."""
+    return ["--dataset_dir", str(dataset), "--dataset_name", "synthetic", "--no_pretrain",
+            "--img_height", "64", "--img_width", "80", "--batch_size", "2",
+            "--epoch_size", "2", "--num_epochs", "1", "--num_workers", "0",
+            "--accelerator", "cpu", "--log_dir", str(log_dir), "--log_every_n_steps", "1",
+            *extra]
