@@ -128,6 +128,12 @@ def _add_training(parser: configargparse.ArgumentParser) -> None:
     g.add_argument("--precision", type=str, default="32", choices=PRECISIONS,
                    help="32, or mixed precision: bf16-mixed (CPUs with AMX/AVX-512-bf16, "
                         "recent GPUs) or 16-mixed (GPUs)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the networks (slow first steps, faster after)")
+    g.add_argument("--no_batched_forwards", action="store_true",
+                   help="run DepthNet/PoseNet once per frame/pair instead of one batched call")
+    g.add_argument("--no_channels_last", action="store_true",
+                   help="keep NCHW memory layout instead of channels_last")
     g.add_argument("--resume", nargs="?", const="last", default=None, metavar="FILE",
                    help="continue training: alone, from the newest run of --exp_name's "
                         "last.ckpt; with a file, from that checkpoint (optimizer, epoch "
@@ -142,7 +148,42 @@ def _add_inference(parser: configargparse.ArgumentParser) -> None:
     g.add_argument("--save-vis", dest="save_vis", action="store_true",
                    help="write colour-mapped depth images (<name>.jpg)")
     g.add_argument("--save-depth", dest="save_depth", action="store_true",
-                   help="write raw depth at network resolution (<name>.npy)")
+                   help="write raw depth (<name>.npy, float32, network units) at network "
+                        "resolution unless --output_resolution input")
+    g.add_argument("--vis-side-by-side", dest="vis_side_by_side", action="store_true",
+                   help="put the input image left of the colour map in --save-vis / "
+                        "--save-video outputs")
+    g.add_argument("--save-png16", dest="save_png16", action="store_true",
+                   help="write <name>.png, 16-bit: round(1000 * depth_scale * depth), i.e. "
+                        "millimetres when --depth_scale gives metres per network unit; "
+                        "without it, 1000 x the network's relative depth (scale unknown, "
+                        "consistent over frames); saturates at 65535")
+    g.add_argument("--depth_scale", type=float, default=1.0,
+                   help="metres per network depth unit (e.g. from test.py's median ratio), "
+                        "applied to --save-png16 and --save-ply; 1.0 keeps network units")
+    g.add_argument("--output_resolution", type=str, default="network",
+                   choices=("network", "input"),
+                   help="size of the depth outputs (npy, png16, vis, ply): the network's, or "
+                        "resized (bilinear) back to each input's size")
+    g.add_argument("--save-ply", dest="save_ply", action="store_true",
+                   help="write coloured point clouds <name>.ply (binary PLY, camera frame, "
+                        "OpenCV axes); needs --cam_txt or --fx --fy --cx --cy")
+    g.add_argument("--cam_txt", type=str, default=None,
+                   help="3x3 intrinsics file (cam.txt) of the INPUT images / video frames")
+    g.add_argument("--fx", type=float, default=None, help="focal length x (input pixels)")
+    g.add_argument("--fy", type=float, default=None, help="focal length y (input pixels)")
+    g.add_argument("--cx", type=float, default=None, help="principal point x (input pixels)")
+    g.add_argument("--cy", type=float, default=None, help="principal point y (input pixels)")
+    g.add_argument("--ply_every", type=int, default=10,
+                   help="video input: write a point cloud for every n-th frame only")
+    g.add_argument("--save-video", dest="save_video", action="store_true",
+                   help="video input: write <video name>_depth.mp4 (or .avi) of the colour maps")
+    g.add_argument("--video_fps", type=float, default=None,
+                   help="frame rate of --save-video (default: the input video's, else 10)")
+    g.add_argument("--min_image_size", type=int, default=64,
+                   help="inputs with a side shorter than this (pixels) are skipped")
+    g.add_argument("--max_image_size", type=int, default=8192,
+                   help="inputs with a side longer than this (pixels) are skipped")
 
 
 def _add_runtime(parser: configargparse.ArgumentParser) -> None:

@@ -206,12 +206,12 @@ def _fractal_noise(rng: np.random.Generator, channels: int = 1, slope: float = 0
     """Tileable noise with detail at every scale: white noise shaped to a 1/f^slope
     amplitude spectrum (periodic by construction, since it is built in Fourier space).
     Returns float32 ``[T,T,C]`` with zero mean and unit std per channel."""
-    f = np.sqrt(np.fft.fftfreq(size)[:, None] ** 2 + np.fft.fftfreq(size)[None, :] ** 2)
+    f = np.sqrt(np.fft.fftfreq(size)[:, None] ** 2 + np.fft.rfftfreq(size)[None, :] ** 2)
     f[0, 0] = 1.0
     amp = f ** (-slope)
     amp[0, 0] = 0.0
     white = rng.standard_normal((channels, size, size))
-    out = np.real(np.fft.ifft2(np.fft.fft2(white) * amp))
+    out = np.fft.irfft2(np.fft.rfft2(white) * amp, s=(size, size))
     out -= out.mean(axis=(1, 2), keepdims=True)
     out /= out.std(axis=(1, 2), keepdims=True) + 1e-8
     return np.moveaxis(out, 0, -1).astype(np.float32)
@@ -324,16 +324,19 @@ def _build_atlas(tiles: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     y = 0
     for lev in range(levels):
         size = _TILE >> lev
-        padded = [np.pad(p[lev], ((1, 1), (1, 1), (0, 0)), mode="wrap") for p in pyramids]
-        row = np.concatenate(padded, axis=1)
+        row = np.concatenate([p[lev] for p in pyramids], axis=1)
+        row = np.round(np.clip(row, 0, 1) * 255).astype(np.uint8)
         level_y[lev] = y
         y += size + 2
-        rows.append(row)
-    width = rows[0].shape[1]
-    atlas = np.zeros((y, width, 3), dtype=np.float32)
-    for lev, row in enumerate(rows):
-        atlas[level_y[lev]:level_y[lev] + row.shape[0], :row.shape[1]] = row
-    return np.round(atlas * 255).astype(np.uint8), level_y
+        rows.append((row, size))
+    atlas = np.zeros((y, len(tiles) * (_TILE + 2), 3), dtype=np.uint8)
+    for lev, (row, size) in enumerate(rows):
+        for m in range(len(tiles)):
+            tile = row[:, m * size:(m + 1) * size]
+            x0 = m * (size + 2)
+            atlas[level_y[lev]:level_y[lev] + size + 2, x0:x0 + size + 2] = np.pad(
+                tile, ((1, 1), (1, 1), (0, 0)), mode="wrap")
+    return atlas, level_y
 
 
 class _Materials:
@@ -395,7 +398,7 @@ def _driving_trajectory(rng: np.random.Generator, frames: int, z_far_max: float
     steps = speed * (1.0 + _smooth(rng, frames, 0.12, 15, 40))
     z = np.concatenate([[0.0], np.cumsum(steps[:-1])])
     # gentle turns: the car follows a lateral sine (|x| <= 0.8 m), heading = path slope
-    amp, wavelength = rng.uniform(0.3, 0.8), rng.uniform(25.0, 50.0)
+    amp, wavelength = rng.uniform(0.2, 0.6), rng.uniform(20.0, 40.0)
     phase = rng.uniform(0, 2 * np.pi)
     x = amp * np.sin(2 * np.pi * z / wavelength + phase)
     slope = amp * 2 * np.pi / wavelength * np.cos(2 * np.pi * z / wavelength + phase)
@@ -413,7 +416,7 @@ def _driving_trajectory(rng: np.random.Generator, frames: int, z_far_max: float
 def _handheld_trajectory(rng: np.random.Generator, frames: int, safe: np.ndarray
                          ) -> np.ndarray:
     """Camera-to-world ``[F,3,4]`` inside ``|p| <= safe`` (room frame, centre at 0)."""
-    pos = rng.uniform(-0.5, 0.5, 3) * safe
+    pos = rng.uniform(-1.0, 1.0, 3) * safe
     vel = np.zeros(3)
     sigma_v = np.array([0.03, 0.012, 0.03])  # m/frame: "a few cm a frame"
     # several degrees a frame in every axis: AR(1) angular rates, pitch and roll pulled back
@@ -427,7 +430,7 @@ def _handheld_trajectory(rng: np.random.Generator, frames: int, safe: np.ndarray
     for k in range(frames):
         poses[k, :, :3] = _rot_y(angles[0]) @ _rot_x(angles[1]) @ _rot_z(angles[2])
         poses[k, :, 3] = pos
-        vel = 0.8 * vel + 0.6 * sigma_v * rng.standard_normal(3) - 0.03 * pos
+        vel = 0.8 * vel + 0.6 * sigma_v * rng.standard_normal(3) - 0.01 * pos
         new = pos + vel
         out = np.abs(new) > safe
         vel[out] = -vel[out]
@@ -502,10 +505,10 @@ def _intrinsics(kind: str, height: int, width: int) -> np.ndarray:
 def _driving_scene(rng: np.random.Generator, frames: int, mats: _Materials
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Primitive]]:
     cam_h = rng.uniform(1.4, 1.7)
-    half_w = rng.uniform(8.5, 11.0)
-    top = -(rng.uniform(14.0, 22.0) - cam_h)
+    half_w = rng.uniform(5.8, 7.0)
+    top = -(rng.uniform(6.0, 9.0) - cam_h)
     poses, travel = _driving_trajectory(rng, frames, 60.0)
-    z_far = min(60.0, travel + rng.uniform(20.0, 30.0))
+    z_far = min(60.0, travel + rng.uniform(18.0, 30.0))
     lo = np.array([-half_w, top, -12.0])
     hi = np.array([half_w, cam_h, z_far])
     room_mats = np.array([
@@ -542,7 +545,7 @@ def _driving_scene(rng: np.random.Generator, frames: int, mats: _Materials
     for i in range(int(rng.integers(1, 4))):
         for _ in range(200):
             side = rng.choice([-1.0, 1.0])
-            lane_x = side * rng.uniform(2.7, 3.0)
+            lane_x = side * rng.uniform(2.4, 2.6)
             v = rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.3)
             z_mid = cameras[mid, 2] + rng.uniform(7.0, 20.0)
             k = np.arange(frames) - mid
@@ -577,17 +580,17 @@ def _driving_scene(rng: np.random.Generator, frames: int, mats: _Materials
             m = obj_mats[int(rng.integers(len(obj_mats)))]
             zz = z + rng.uniform(-2.0, 2.0)
             if r < 0.35:
-                prims = car(side * rng.uniform(5.1, 5.5), zz, m)
+                prims = car(side * rng.uniform(4.5, 4.7), zz, m)
             elif r < 0.55:
                 rad, hh = rng.uniform(0.1, 0.25), rng.uniform(1.5, 3.0)
-                prims = [Primitive("cylinder", np.array([side * (half_w - rng.uniform(1.5, 2.5)),
+                prims = [Primitive("cylinder", np.array([side * (half_w - rng.uniform(0.5, 1.3)),
                                                          ground - hh, zz]),
                                    np.array([rad, hh, rad]), m,
                                    uv_offset=tuple(rng.uniform(0, 10, 2)))]
             elif r < 0.7:
                 # tree: trunk and crown
                 hh = rng.uniform(1.2, 2.0)
-                x = side * (half_w - rng.uniform(2.0, 3.0))
+                x = side * (half_w - rng.uniform(1.0, 1.4))
                 rad = rng.uniform(1.0, 1.6)
                 prims = [Primitive("cylinder", np.array([x, ground - hh, zz]),
                                    np.array([0.2, hh, 0.2]), m),
@@ -596,20 +599,20 @@ def _driving_scene(rng: np.random.Generator, frames: int, mats: _Materials
                                    uv_offset=tuple(rng.uniform(0, 10, 2)))]
             elif r < 0.8:
                 rad = rng.uniform(0.3, 0.6)
-                prims = [Primitive("sphere", np.array([side * (half_w - rng.uniform(1.0, 2.5)),
+                prims = [Primitive("sphere", np.array([side * (half_w - rng.uniform(0.7, 1.3)),
                                                        ground - rad, zz]), np.full(3, rad), m,
                                    uv_offset=tuple(rng.uniform(0, 10, 2)))]
             else:
                 h = (rng.uniform(0.8, 1.5), rng.uniform(1.0, 1.5), rng.uniform(1.0, 2.0))
-                prims = [box((side * (half_w - 0.2 - h[0] - rng.uniform(0, 1.0)),
+                prims = [box((side * (half_w - 0.1 - h[0]),
                               ground - h[1], zz), h, m)]
             if placer.ok(prims):
                 placer.add(prims)
                 objects += prims
             # balconies / pillars on the facade give depth edges high up
-            if rng.random() < 0.6:
+            if rng.random() < 0.8:
                 hh = (rng.uniform(0.4, 0.9), rng.uniform(0.1, 0.5), rng.uniform(1.0, 2.5))
-                y = ground - rng.uniform(3.0, 12.0)
+                y = ground - rng.uniform(2.5, 6.0)
                 prims = [box((side * (half_w - hh[0]), y, z + rng.uniform(-3, 3)), hh,
                              obj_mats[int(rng.integers(6))])]
                 if placer.ok(prims):
@@ -621,13 +624,13 @@ def _driving_scene(rng: np.random.Generator, frames: int, mats: _Materials
 
 def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Primitive]]:
-    half_x, half_z = rng.uniform(2.3, 3.4), rng.uniform(2.5, 3.8)
+    half_x, half_z = rng.uniform(2.5, 3.8), rng.uniform(3.5, 4.8)
     floor = rng.uniform(1.3, 1.6)
     ceiling = floor - rng.uniform(2.6, 3.1)
     lo = np.array([-half_x, ceiling, -half_z])
     hi = np.array([half_x, floor, half_z])
     # the camera stays >= 1.4 m from the walls and >= 1 m from floor and ceiling
-    safe = np.array([half_x - 1.4, min(0.2, -ceiling - 1.0, floor - 1.0), half_z - 1.4])
+    safe = np.array([half_x - 0.9, min(0.2, -ceiling - 1.0, floor - 1.0), half_z - 0.9])
     poses = _handheld_trajectory(rng, frames, np.maximum(safe, 0.05))
     room_mats = np.array([
         mats.pick(["photo", "brick", "stripes", "noise"], 1.5, 3.0),
@@ -640,7 +643,7 @@ def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
     obj_mats = [mats.pick(["checker", "stripes", "noise", "photo", "tiles", "brick"], 0.5, 1.5)
                 for _ in range(6)]
     cameras = poses[:, :, 3]
-    placer = _Placer(cameras, lo, hi, clearance=0.7)
+    placer = _Placer(cameras, lo, hi, clearance=0.6)
     objects: list[Primitive] = []
 
     def pick_mat() -> int:
@@ -684,7 +687,7 @@ def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
         return Primitive("box", np.asarray(c, float), np.asarray(h, float), m, yaw,
                          uv_offset=offset())
 
-    n_groups = int(rng.integers(6, 11))
+    n_groups = int(rng.integers(9, 15))
     for _ in range(n_groups * 6):
         if n_groups <= 0:
             break
@@ -1099,6 +1102,9 @@ def _render_task(task: tuple[dict[str, Any], int, int, int, str]) -> dict[str, A
     depth = frame.depth
     stats = {"name": entry["name"], "index": index, "depth_min": float(depth.min()),
              "depth_max": float(depth.max()), "dynamic_fraction": float(frame.dynamic.mean())}
+    if index == 0:  # every scene renders frame 0: it carries the per-scene facts
+        stats["poses"] = scene.relative_poses().reshape(-1, 12)
+        stats["num_moving"] = scene.num_moving
     if entry["split"] == "test":
         out = Path(root) / "testing"
         stem = f"{entry['name']}_{index:06d}"
@@ -1253,10 +1259,9 @@ def generate_dataset(output_dir: str | Path, seed: int = 0, scenes: int = 6, fra
         scene_info = []
         n_colours = 0
         for entry in plan:
-            # cheap to rebuild; gives poses and the object list without keeping scenes around
-            scene = build_scene(entry["kind"], entry["seed"], frames, 8, 8, entry["name"])
             ss = stats[entry["name"]]
-            n_dyn = scene.num_moving
+            first = next(s for s in ss if s["index"] == 0)
+            n_dyn = first["num_moving"]
             info = {**entry, "K": _intrinsics(entry["kind"], height, width).tolist(),
                     "num_dynamic_objects": n_dyn,
                     "depth_min": min(s["depth_min"] for s in ss),
@@ -1266,8 +1271,7 @@ def generate_dataset(output_dir: str | Path, seed: int = 0, scenes: int = 6, fra
                 n_colours = max(n_colours, n_dyn)
                 info["test_frames"] = sorted(s["index"] for s in ss)
             else:
-                poses = scene.relative_poses().reshape(frames, 12)
-                np.savetxt(train_dir / entry["name"] / "poses.txt", poses, fmt="%.9f")
+                np.savetxt(train_dir / entry["name"] / "poses.txt", first["poses"], fmt="%.9f")
             scene_info.append(info)
         colours = [DYNAMIC_COLORS[i % len(DYNAMIC_COLORS)] for i in range(max(n_colours, 1))]
         (test_dir / "seg_mask" / "dynamic_colors.txt").write_text(

@@ -63,22 +63,66 @@ class SCDepthV1(pl.LightningModule):
         self.val_mode = hp.get("val_mode", "depth")
         self._evaluator: DepthEvaluator | None = None
         self._val_losses: list[float] = []
+        # The fast path (scripts/benchmark.py measures it against the plain one).
+        self.batched_forwards = not hp.get("no_batched_forwards", False)
+        self.channels_last = not hp.get("no_channels_last", False)
+
+    def apply_fast_path(self) -> None:
+        """channels_last weights and, with --compile, compiled networks (in place, so the
+        state-dict keys stay those of the published checkpoints)."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.hparams.get("compile", False):
+            for name in ("depth_net", "pose_net", "rectify_net"):
+                if hasattr(self, name):
+                    getattr(self, name).compile()
+
+    def setup(self, stage: str) -> None:
+        self.apply_fast_path()
 
     # ----------------------------------------------------------------- inference
     def forward(self, img: Tensor) -> Tensor:
         """img: [B,3,H,W] normalised -> depth [B,1,H,W]."""
-        return self.depth_net(img)
+        return self.depth_net(self._prepare(img))
+
+    def _prepare(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def predict_depths(self, tgt: Tensor, refs: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        """Depth of the target and of each reference (tgt [B,3,H,W] -> [B,1,H,W])."""
-        return self.depth_net(tgt), [self.depth_net(r) for r in refs]
+        """Depth of the target and of each reference (tgt [B,3,H,W] -> [B,1,H,W]).
+
+        With batched forwards (the default) the target and the references go through
+        DepthNet as one batch of (1+N)·B images: one call instead of 1+N. BatchNorm then
+        normalises with the statistics of all frames of the step together (and updates its
+        running averages once per step instead of 1+N times); the frames come from the same
+        clips, so these statistics estimate the same distribution with less noise.
+        """
+        if not self.batched_forwards:
+            return self.depth_net(self._prepare(tgt)), [self.depth_net(self._prepare(r))
+                                                        for r in refs]
+        depths = self.depth_net(self._prepare(torch.cat([tgt, *refs]))).split(tgt.shape[0])
+        return depths[0], list(depths[1:])
 
     def predict_poses(self, tgt: Tensor, refs: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """`ref_T_tgt` and `tgt_T_ref` [B,3,4] for each reference: two separate predictions,
-        as in the paper (the inverse is not taken)."""
-        poses = [pose_vec2mat(self.pose_net(tgt, r)) for r in refs]
-        poses_inv = [pose_vec2mat(self.pose_net(r, tgt)) for r in refs]
-        return poses, poses_inv
+        as in the paper (the inverse is not taken). Batched forwards stack the 2N pairs
+        into one PoseNet call (same BatchNorm remark as for the depths)."""
+        if not self.batched_forwards:
+            poses = [pose_vec2mat(self.pose_net(self._prepare(tgt), self._prepare(r)))
+                     for r in refs]
+            poses_inv = [pose_vec2mat(self.pose_net(self._prepare(r), self._prepare(tgt)))
+                         for r in refs]
+            return poses, poses_inv
+        n = len(refs)
+        first = self._prepare(torch.cat([tgt] * n + refs))
+        second = self._prepare(torch.cat(refs + [tgt] * n))
+        mats = pose_vec2mat(self.pose_net(first, second).float()).split(tgt.shape[0])
+        return list(mats[:n]), list(mats[n:])
+
+    def full_precision(self) -> torch.autocast:
+        """Losses run in fp32 under mixed precision: warping, SSIM and the depth ratios
+        lose too much in bf16/fp16 (grid_sample coordinates alone need > 8 mantissa bits)."""
+        return torch.autocast(device_type=self.device.type, enabled=False)
 
     # ------------------------------------------------------------------ training
     def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -86,11 +130,14 @@ class SCDepthV1(pl.LightningModule):
         tgt, refs, K = batch["tgt"], list(batch["refs"]), batch["K"]
         tgt_depth, ref_depths = self.predict_depths(tgt, refs)
         poses, poses_inv = self.predict_poses(tgt, refs)
-        photo, geometry, info = self.photo_geometry_loss(
-            tgt, refs, tgt_depth, ref_depths, poses, poses_inv, K)
-        terms = {"photo_loss": photo, "geometry_loss": geometry}
-        if self.loss_weights.get("smooth_loss", 0.0) > 0:
-            terms["smooth_loss"] = edge_aware_smoothness(tgt_depth, tgt)
+        tgt_depth, ref_depths = tgt_depth.float(), [d.float() for d in ref_depths]
+        poses, poses_inv = [p.float() for p in poses], [p.float() for p in poses_inv]
+        with self.full_precision():
+            photo, geometry, info = self.photo_geometry_loss(
+                tgt, refs, tgt_depth, ref_depths, poses, poses_inv, K)
+            terms = {"photo_loss": photo, "geometry_loss": geometry}
+            if self.loss_weights.get("smooth_loss", 0.0) > 0:
+                terms["smooth_loss"] = edge_aware_smoothness(tgt_depth, tgt)
         context = {"tgt_depth": tgt_depth, "ref_depths": ref_depths, "poses": poses,
                    "poses_inv": poses_inv, "refs": refs, "info": info}
         return terms, context
@@ -140,7 +187,7 @@ class SCDepthV1(pl.LightningModule):
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         if self.val_mode == "depth":
-            depth = self.depth_net(batch["tgt"])
+            depth = self(batch["tgt"])
             self._evaluator.update(depth.float(), batch["gt_depth"])
         else:
             terms, context = self.loss_terms(batch)
@@ -168,7 +215,7 @@ class SCDepthV1(pl.LightningModule):
         self._evaluator = DepthEvaluator(self.dataset_name)
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        depth = self.depth_net(batch["tgt"])
+        depth = self(batch["tgt"])
         self._evaluator.update(depth.float(), batch["gt_depth"], batch.get("dynamic"))
 
     def test_results(self) -> dict[str, Any]:
@@ -232,6 +279,7 @@ def load_from_checkpoint(path: str, map_location: str | torch.device = "cpu",
               no_pretrain=True, encoder_weights=None)
     model = model_class(hp["model_version"])(hp)
     model.load_state_dict(checkpoint_state_dict(ckpt), strict=True)
+    model.apply_fast_path()
     return model.to(map_location).eval()
 
 

@@ -1,0 +1,120 @@
+"""SC-Depth V3: self-supervised depth in dynamic scenes with a single-image depth prior
+(SPEC §3 V3, arXiv 2211.03660).
+
+V1's photometric and geometry losses fail on moving objects: the self-discovered mask
+(1 − D_diff) only removes them from the photometric loss, so nothing supervises their depth,
+and smoothness blurs every boundary. V3 takes the missing signal from a relative depth map
+per training image (``leres_depth/``, e.g. LeReS or DPT), known only up to scale, and uses
+only what survives an unknown scale:
+
+1. **normal matching** ``mean|n(D_pred) − n(D_prior)|`` — surface normals are
+   scale-invariant and carry the prior's geometric detail (and replace V1's smoothness);
+2. **dynamic-region confidence** — for each reference, ``1 − D_diff`` of the t→r warp (0 where
+   the warp is invalid), averaged over references: low where the scene moved;
+3. **mask ranking** — the 20 % least confident pixels (the moving objects) are paired with
+   reliable ones, plus global random pairs; the prediction must order each pair as the prior
+   does (ratio > 1.15): the prior tells whether a car is in front of the road even when the
+   warps cannot;
+4. **edge-guided normal ranking** — pairs of points on both sides of image and normal edges;
+   the predicted normals must be as similar (``|n_A·n_B|``) as the prior's: sharp boundaries.
+
+Total: ``photo + 0.1·geometry + 0.1·normal_matching + 0.1·mask_rank + 0.1·normal_rank``;
+no smoothness term.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from losses.normals import normal_matching_loss
+from losses.ranking import MaskRankingLoss, NormalRankingLoss, dynamic_confidence
+from models.sc_depth import SCDepthV1, _as_dict
+from utils.visualization import colorize_depth, denormalize_image
+
+__all__ = ["SCDepthV3"]
+
+# Seeds for the per-step generator are drawn below 2**63 (torch.Generator.manual_seed's range).
+_SEED_BOUND = 2**62
+
+
+class SCDepthV3(SCDepthV1):
+    """SC-Depth V3: V1's photometric + geometry losses plus the three prior losses.
+
+    The batch must hold ``tgt_prior`` ``[B,1,H,W]`` (relative depth, larger = farther, any
+    scale; ``VideoDataModule`` loads it for ``model_version v3``) and ``K_inv`` ``[B,3,3]``.
+    The networks are V1's: the state dict has exactly V1's keys, so V1 checkpoints load.
+    """
+
+    def __init__(self, hparams: argparse.Namespace | Mapping[str, Any]) -> None:
+        super().__init__(hparams)
+        hp = _as_dict(hparams)
+        # The normals of the prior take the role of the smoothness prior (V3 §3.3).
+        self.loss_weights.pop("smooth_loss", None)
+        self.loss_weights["normal_matching_loss"] = hp.get("normal_matching_weight", 0.1)
+        self.loss_weights["mask_rank_loss"] = hp.get("mask_rank_weight", 0.1)
+        self.loss_weights["normal_rank_loss"] = hp.get("normal_rank_weight", 0.1)
+        self.mask_ranking_loss = MaskRankingLoss()
+        self.normal_ranking_loss = NormalRankingLoss()
+
+    def step_generator(self, device: torch.device) -> torch.Generator:
+        """A fresh generator for the ranking losses' pair sampling, seeded from the global
+        (CPU) torch RNG.
+
+        ``--seed`` seeds the global RNG, so the pairs are repeatable on any device, and the
+        sampling runs on the data's device without drawing from (and so shifting) that
+        device's own RNG stream.
+        """
+        seed = int(torch.randint(0, _SEED_BOUND, (1,)).item())
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """V1's photo and geometry terms (no smoothness) and the three V3 terms.
+
+        context adds ``confidence`` ``[B,1,H,W]`` (detached dynamic-region confidence).
+        """
+        if "tgt_prior" not in batch:
+            raise KeyError("SC-Depth V3 needs the depth prior batch['tgt_prior'] "
+                           "(leres_depth/*.png; load the data with model_version v3)")
+        terms, context = super().loss_terms(batch)
+        pairs = context["info"]["pairs_tr"]
+        confidence = dynamic_confidence([p["depth_diff"] for p in pairs],
+                                        [p["valid"] for p in pairs])
+        tgt_depth = context["tgt_depth"]
+        generator = self.step_generator(tgt_depth.device)
+        # Normals (cross products, normalisation) and ratios are computed in float32 even
+        # under mixed precision: bf16's 8-bit mantissa cannot resolve neighbouring points.
+        with torch.autocast(tgt_depth.device.type, enabled=False):
+            depth = tgt_depth.float()
+            prior = batch["tgt_prior"].float()
+            K_inv = batch["K_inv"].float()
+            image = batch["tgt"].float()
+            terms["normal_matching_loss"] = normal_matching_loss(depth, prior, K_inv)
+            terms["mask_rank_loss"] = self.mask_ranking_loss(
+                depth, prior, confidence.float(), generator)
+            terms["normal_rank_loss"] = self.normal_ranking_loss(
+                depth, prior, image, K_inv, generator)
+        context["confidence"] = confidence
+        return terms, context
+
+    def extra_train_logs(self, context: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Mean dynamic-region confidence: how much of the image the warps can vouch for."""
+        return {"train/confidence_mean": context["confidence"].mean()}
+
+    def log_train_images(self, batch: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+        """V1's input/depth pair, and target | prior | confidence (first sample)."""
+        super().log_train_images(batch, context)
+        tb = self._tensorboard()
+        if tb is None or self.global_rank != 0:
+            return
+        confidence = (context["confidence"][0, 0].float().cpu().numpy() * 255).astype(np.uint8)
+        strip = np.concatenate([denormalize_image(batch["tgt"][0]),
+                                colorize_depth(batch["tgt_prior"][0]),
+                                np.repeat(confidence[:, :, None], 3, axis=2)], axis=1)
+        tb.add_image("train/target_prior_confidence", strip, self.global_step,
+                     dataformats="HWC")
