@@ -4,7 +4,7 @@ For every reference frame and both directions (t→r with ``ref_T_tgt``, r→t w
 ``tgt_T_ref`` and the roles of the two frames swapped) the source image is inverse-warped
 into the "target" view; per pixel, the photometric error (0.15·L1 + 0.85·dSSIM), the depth
 inconsistency ``D_diff`` and a validity mask are computed; the best view per pixel (lowest
-colour error among valid candidates) is kept and averaged over the valid pixels.
+colour error) is kept and averaged over the valid pixels.
 """
 
 from __future__ import annotations
@@ -177,14 +177,16 @@ class PhotoGeometryLoss(nn.Module):
             torch.cat([p[key] for p in pairs], dim=1) for key in ("photo", "depth_diff", "valid")
         )
         if not self.no_min_optimize:
-            # Best view per pixel among the valid candidates: occlusions and out-of-view
-            # regions are usually fine in at least one of them.
+            # Best view per pixel (SPEC §3, as the papers): the candidate with the lowest
+            # colour error, with ITS photometric error, D_diff and validity. Occlusions and
+            # out-of-view regions are usually explained well in at least one view; when the
+            # best-looking view is invalid (e.g. auto-masked) the pixel is dropped, not
+            # replaced by a worse view.
             color_diff = torch.cat([p["color_diff"] for p in pairs], dim=1)
-            color_diff = torch.where(valid > 0, color_diff, torch.full_like(color_diff, torch.inf))
             index = color_diff.argmin(dim=1, keepdim=True)
             photo = photo.gather(1, index)
             depth_diff = depth_diff.gather(1, index)
-            valid = valid.amax(dim=1, keepdim=True)
+            valid = valid.gather(1, index)
 
         photo_loss = masked_mean(photo, valid, self.min_valid_pixels)
         geometry_loss = masked_mean(depth_diff, valid, self.min_valid_pixels)
