@@ -1,7 +1,7 @@
 """Render the built-in synthetic video dataset (exact depth, poses, intrinsics, motion masks).
 
     python generate_synthetic_dataset.py --output_dir data/synthetic [--seed 0] [--scenes 6]
-        [--frames 60] [--val_scenes 1] [--test_scenes 1] [--height 256] [--width 320]
+        [--frames 60] [--val_scenes 1] [--test_scenes 2] [--height 256] [--width 320]
         [--motion mixed|driving|handheld] [--test_stride N] [--overwrite]
 
 The layout is the one SC-Depth reads (SPEC §4); train with ``--dataset_name synthetic``.
@@ -31,7 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=60, help="frames per scene")
     parser.add_argument("--val_scenes", type=int, default=1,
                         help="validation scenes (listed in training/val.txt, with depth/)")
-    parser.add_argument("--test_scenes", type=int, default=1,
+    parser.add_argument("--test_scenes", type=int, default=2,
                         help="scenes sampled into testing/ (every --test_stride frames)")
     parser.add_argument("--height", type=int, default=256, help="image height in pixels")
     parser.add_argument("--width", type=int, default=320, help="image width in pixels")

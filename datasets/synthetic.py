@@ -92,7 +92,7 @@ _SAMPLE_OFFSETS = np.array([[0.0, 0.0], [-0.25, -0.25], [0.25, -0.25], [-0.25, 0
 _LIGHT = np.array([0.35, -0.85, -0.40])
 _LIGHT = _LIGHT / np.linalg.norm(_LIGHT)  # towards the light, world axes (y down)
 _AMBIENT, _DIFFUSE = 0.42, 0.58
-_SENSOR_NOISE = 0.8  # std of the additive noise, in 8-bit levels
+_SENSOR_NOISE = 0.5  # std of the additive noise, in 8-bit levels
 _EPS_T = 1e-3
 
 
@@ -237,7 +237,9 @@ def _grid_ids(size: int, cells_y: int, cells_x: int, offset_rows: bool = False
 def _make_tile(kind: str, rng: np.random.Generator, photos: list[np.ndarray]) -> np.ndarray:
     """One tileable texture, float32 ``[T,T,3]`` RGB in 0..1."""
     T = _TILE
-    n = _fractal_noise(rng, 3, slope=rng.uniform(0.75, 1.05))
+    # slope > 1 keeps contrast at coarse scales too, so that texture survives the mip
+    # filtering of distant surfaces
+    n = _fractal_noise(rng, 3, slope=rng.uniform(1.0, 1.3))
     grain = 1.0 + 0.22 * n[..., :1] + 0.06 * n  # luminance + a little chroma everywhere
     c1, c2 = _colour(rng), _colour(rng)
     if kind == "noise":
@@ -250,8 +252,11 @@ def _make_tile(kind: str, rng: np.random.Generator, photos: list[np.ndarray]) ->
         mortar = (fy < 0.08) | (fx < 0.04)
         brick = c1 * jitter[..., None]
         img = np.where(mortar[..., None], np.float32(0.8) * np.ones(3, np.float32), brick)
-    elif kind == "checker":
-        cells = int(rng.choice([4, 8]))
+    elif kind in ("checker", "bold"):
+        cells = int(rng.choice([4, 8])) if kind == "checker" else 4
+        if kind == "bold":  # saturated light against dark: for the moving objects
+            c1, c2 = _colour(rng, 0.0, 1.0), _colour(rng, 0.0, 0.25)
+            c1[int(rng.integers(3))] = 1.0
         cell, _, _ = _grid_ids(T, cells, cells)
         odd = ((cell // cells + cell % cells) % 2).astype(np.float32)[..., None]
         img = c1 * (1 - odd) + c2 * odd
@@ -541,29 +546,47 @@ def _driving_scene(rng: np.random.Generator, frames: int, mats: _Materials
 
     # moving objects first (they need free lanes), 1-3 of them
     mid = frames // 2
+    k = np.arange(frames) - mid
     n_moving = 0
     for i in range(int(rng.integers(1, 4))):
+        m = mats.add("bold", rng.uniform(0.8, 1.6))  # a bold pattern makes the motion show
         for _ in range(200):
-            side = rng.choice([-1.0, 1.0])
-            lane_x = side * rng.uniform(2.4, 2.6)
-            v = rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.3)
+            style = "cross" if i == 0 else str(rng.choice(["cross", "car", "ball"]))
             z_mid = cameras[mid, 2] + rng.uniform(7.0, 20.0)
-            k = np.arange(frames) - mid
-            zs = z_mid + v * k
-            m = obj_mats[int(rng.integers(len(obj_mats)))]
-            if rng.random() < 0.5 or i == 0:
-                prims = car(lane_x, 0.0, m)
-                for p in prims:
-                    pos = np.repeat(p.center[None], frames, axis=0)
-                    pos[:, 2] += zs
-                    p.positions = pos
+            if style == "cross":
+                # goes back and forth across the street ahead: lateral motion, which a
+                # static-world warp cannot explain (motion along the view barely shows)
+                amp = rng.uniform(1.5, 3.5)
+                speed = rng.uniform(0.15, 0.3)
+                phase = rng.uniform(0, 2 * np.pi)
+                xs = rng.uniform(-1.5, 1.5) + amp * (np.sin(speed / amp * k + phase)
+                                                     - math.sin(phase))
+                size = rng.uniform(0.35, 0.6)
+                ys = np.full(frames, ground - 0.03 - size)
+                pos = np.stack([xs, ys, np.full(frames, z_mid)], 1)
+                if rng.random() < 0.5:
+                    prims = [Primitive("sphere", pos[0].copy(), np.full(3, size), m,
+                                       positions=pos, uv_offset=tuple(rng.uniform(0, 10, 2)))]
+                else:
+                    prims = [Primitive("box", pos[0].copy(), np.full(3, size), m,
+                                       rng.uniform(0, np.pi), positions=pos,
+                                       uv_offset=tuple(rng.uniform(0, 10, 2)))]
             else:
-                r = rng.uniform(0.4, 0.7)
-                period = rng.uniform(8, 16)
-                bounce = rng.uniform(0.3, 1.0) * np.abs(np.sin(np.pi * k / period))
-                pos = np.stack([np.full(frames, lane_x), ground - 0.03 - r - bounce, zs], 1)
-                prims = [Primitive("sphere", pos[0].copy(), np.full(3, r), m,
-                                   positions=pos, uv_offset=tuple(rng.uniform(0, 10, 2)))]
+                lane_x = rng.choice([-1.0, 1.0]) * rng.uniform(2.4, 2.6)
+                zs = z_mid + rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.3) * k
+                if style == "car":
+                    prims = car(lane_x, 0.0, m)
+                    for p in prims:
+                        pos = np.repeat(p.center[None], frames, axis=0)
+                        pos[:, 2] += zs
+                        p.positions = pos
+                else:  # a ball bouncing along a lane
+                    r = rng.uniform(0.4, 0.7)
+                    period = rng.uniform(8, 16)
+                    bounce = rng.uniform(0.3, 1.0) * np.abs(np.sin(np.pi * k / period))
+                    pos = np.stack([np.full(frames, lane_x), ground - 0.03 - r - bounce, zs], 1)
+                    prims = [Primitive("sphere", pos[0].copy(), np.full(3, r), m,
+                                       positions=pos, uv_offset=tuple(rng.uniform(0, 10, 2)))]
             if placer.ok(prims):
                 placer.add(prims)
                 for p in prims:
@@ -624,7 +647,7 @@ def _driving_scene(rng: np.random.Generator, frames: int, mats: _Materials
 
 def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Primitive]]:
-    half_x, half_z = rng.uniform(2.5, 3.8), rng.uniform(3.5, 4.8)
+    half_x, half_z = rng.uniform(2.5, 3.6), rng.uniform(3.5, 4.5)
     floor = rng.uniform(1.3, 1.6)
     ceiling = floor - rng.uniform(2.6, 3.1)
     lo = np.array([-half_x, ceiling, -half_z])
@@ -655,6 +678,7 @@ def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
     mid = frames // 2
     k = np.arange(frames) - mid
     for i in range(int(rng.integers(1, 4))):
+        m = mats.add("bold", rng.uniform(0.5, 1.0))
         for attempt in range(300):
             size = rng.uniform(0.15, 0.3)
             if i == 0 and attempt < 200:
@@ -663,7 +687,7 @@ def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
                 centre += rng.uniform(-0.3, 0.3, 3)
             else:
                 centre = rng.uniform(lo + 0.5, hi - 0.5)
-            speed = rng.uniform(0.07, 0.2)
+            speed = rng.uniform(0.1, 0.25)
             period = rng.uniform(20, 40)
             direction = rng.standard_normal(3) * np.array([1.0, 0.3, 1.0])
             direction /= np.linalg.norm(direction)
@@ -672,10 +696,10 @@ def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
             path = np.sin(2 * np.pi * k / period + phase) - math.sin(phase)
             pos = centre + amp * path[:, None] * direction
             if rng.random() < 0.6:
-                prim = Primitive("sphere", pos[0].copy(), np.full(3, size), pick_mat(),
+                prim = Primitive("sphere", pos[0].copy(), np.full(3, size), m,
                                  positions=pos, uv_offset=offset())
             else:
-                prim = Primitive("box", pos[0].copy(), np.full(3, size), pick_mat(),
+                prim = Primitive("box", pos[0].copy(), np.full(3, size), m,
                                  rng.uniform(0, np.pi), positions=pos, uv_offset=offset())
             if placer.ok([prim]):
                 placer.add([prim])
@@ -939,9 +963,9 @@ def _shade(scene: SyntheticScene, hits: _Hits, norm: np.ndarray) -> np.ndarray:
     cos, ndl, nb = hits.cos[1:], hits.ndl[1:], norm[1:]
     tpm = scene.texels_per_m[mat]
     levels = len(scene.level_y)
-    # mip level: texels covered by one sample (half a pixel apart); at grazing angles the
-    # footprint is stretched, sqrt(cos) is a compromise between blur and aliasing
-    spacing = np.float32(0.5 / scene.K[0, 0])
+    # mip level from the texels one pixel covers (the 2×2 samples then only smooth edges);
+    # at grazing angles the footprint is stretched, sqrt(cos) trades blur against aliasing
+    spacing = np.float32(1.0 / scene.K[0, 0])
     foot = t / nb * spacing * tpm / np.sqrt(np.maximum(cos, np.float32(0.05)))
     lev = np.clip(np.log2(np.maximum(foot, np.float32(1.0))), 0, levels - 1.001)
     l0 = lev.astype(np.int64)
@@ -1015,22 +1039,28 @@ def make_prior(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     or farther. Returns uint16 ``[H,W]``, larger = farther, maximum exactly 60000."""
     H, W = depth.shape
     disp = 1.0 / np.maximum(depth.astype(np.float32), 1e-3)
-    disp = cv2.GaussianBlur(disp, (0, 0), max(1.0, 0.006 * max(H, W)))
+    # errors are sized relative to the image's own inverse-depth range, as a network that
+    # predicts normalised relative depth makes them (a wall seen head-on keeps its order)
+    lo, hi = float(disp.min()), float(disp.max())
+    span = max(hi - lo, 1e-3 * hi)
+    d = (disp - lo) / span
+    d = cv2.GaussianBlur(d, (0, 0), max(1.0, 0.006 * max(H, W)))  # soft depth edges
     low = cv2.resize(rng.standard_normal((4, 5)).astype(np.float32), (W, H),
                      interpolation=cv2.INTER_CUBIC)
-    disp = disp * (1.0 + 0.06 * low)
+    d = d + 0.04 * low
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    for _ in range(int(rng.integers(1, 3))):
+    for _ in range(int(rng.integers(1, 3))):  # wrong regions, pushed nearer or farther
         cy, cx = rng.uniform(0.1, 0.9) * H, rng.uniform(0.1, 0.9) * W
-        ry, rx = rng.uniform(0.08, 0.2) * H, rng.uniform(0.08, 0.2) * W
+        ry, rx = rng.uniform(0.06, 0.15) * H, rng.uniform(0.06, 0.15) * W
         inside = np.clip(1.5 - np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2), 0, 1)
-        factor = rng.uniform(0.6, 0.8) if rng.random() < 0.5 else rng.uniform(1.25, 1.6)
-        disp = disp * (1.0 + (factor - 1.0) * inside)
+        d = d + rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 0.25) * inside
+    d = d + 0.01 * rng.standard_normal(d.shape).astype(np.float32)
+    disp = lo + span * d
+    # the unknown affine map of a relative-depth network, in inverse depth
     scale = rng.uniform(0.5, 2.0)
-    shift = rng.uniform(0.02, 0.2) * float(np.median(disp))
-    disp = scale * (disp + shift)
-    disp = disp * (1.0 + 0.01 * rng.standard_normal(disp.shape).astype(np.float32))
-    rel = 1.0 / np.maximum(disp, 1e-6)
+    shift = rng.uniform(0.05, 0.3) * float(np.median(disp))
+    disp = scale * (np.maximum(disp, 0.05 * lo) + shift)
+    rel = 1.0 / disp
     out = np.round(rel / rel.max() * PRIOR_MAX)
     return np.clip(out, 1, PRIOR_MAX).astype(np.uint16)
 
@@ -1073,7 +1103,9 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 def _write_jpg(path: Path, rgb: np.ndarray) -> None:
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
+              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    if not cv2.imwrite(str(path), bgr, params):
         raise OSError(f"could not write {path}")
 
 
@@ -1140,7 +1172,14 @@ def _run_tasks(tasks: list[tuple], workers: int, bar: tqdm) -> Iterator[dict[str
             yield _render_task(task)
             bar.update()
         return
-    ctx = multiprocessing.get_context("fork")
+    # not "fork": a forked child inherits the state of the parent's thread pools (OpenCV,
+    # OpenMP of torch) and can deadlock; the fork server is a clean single-threaded process
+    # that imports this module once, and workers fork from it cheaply
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+    else:
+        ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(workers, initializer=_worker_init)
     try:
         for stats in pool.imap_unordered(_render_task, tasks, chunksize=4):
@@ -1197,7 +1236,7 @@ def _readme(summary: dict[str, Any]) -> str:
 
 
 def generate_dataset(output_dir: str | Path, seed: int = 0, scenes: int = 6, frames: int = 60,
-                     val_scenes: int = 1, test_scenes: int = 1, height: int = 256,
+                     val_scenes: int = 1, test_scenes: int = 2, height: int = 256,
                      width: int = 320, motion: str = "mixed", test_stride: int | None = None,
                      progress: bool = True, overwrite: bool = False,
                      workers: int | None = None) -> dict[str, Any]:
@@ -1312,6 +1351,7 @@ def generate_dataset(output_dir: str | Path, seed: int = 0, scenes: int = 6, fra
             tmp.rename(out)
         success = True
     finally:
+        _SCENE_CACHE.clear()
         if not success and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return summary
