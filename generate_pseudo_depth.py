@@ -191,7 +191,7 @@ def hub_input_size(height: int, width: int, short_side: int, multiple: int) -> t
     scale = short_side / min(height, width)
 
     def fit(x: float) -> int:
-        return max(multiple, int(round(x / multiple)) * multiple)
+        return max(multiple, int(x / multiple + 0.5) * multiple)
 
     return fit(height * scale), fit(width * scale)
 
@@ -358,6 +358,8 @@ def run(opts: argparse.Namespace) -> int:
         device = resolve_device(opts.device)
     except RuntimeError as err:
         raise UsageError(f"--device {opts.device}: {err}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {opts.device}: no CUDA device is available")
     predict, input_size, mean, std = make_predictor(opts, device)
     mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
