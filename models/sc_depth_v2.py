@@ -58,14 +58,14 @@ class SCDepthV2(SCDepthV1):
         Returns ``(rectified r' per ref, rot1 = ARN(tgt, r) [B,3] per ref,
         rot2 = ARN(tgt, r') [B,3] per ref)``.
         """
-        rectified, rot1s, rot2s = [], [], []
-        for ref in refs:
-            rot1 = self.rectify_net(tgt, ref)
-            ref_rect = rotation_warp(ref, rot1, K)
-            rot1s.append(rot1)
-            rectified.append(ref_rect)
-            rot2s.append(self.rectify_net(tgt, ref_rect))
-        return rectified, rot1s, rot2s
+        B, n = tgt.shape[0], len(refs)
+        # All references in one ARN call (as V1 batches its depth and pose forwards).
+        tgts, raw, Ks = torch.cat([tgt] * n), torch.cat(refs), torch.cat([K] * n)
+        rot1 = self.rectify_net(tgts, raw).float()
+        with self.full_precision():
+            rectified = rotation_warp(raw, rot1, Ks)
+        rot2 = self.rectify_net(tgts, rectified).float()
+        return list(rectified.split(B)), list(rot1.split(B)), list(rot2.split(B))
 
     def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """V1's terms on the rectified references plus ARN's two losses (averaged over refs).
@@ -77,20 +77,24 @@ class SCDepthV2(SCDepthV1):
         tgt, refs, K = batch["tgt"], list(batch["refs"]), batch["K"]
         rectified, rot1s, rot2s = self.rectify(tgt, refs, K)
 
-        consistency, triplet, from_prediction = [], [], []
-        for ref, ref_rect, rot1, rot2 in zip(refs, rectified, rot1s, rot2s):
-            rot3_gt, w, used = select_rotation_target(rot1, ref, ref_rect, K)
-            rot3 = self.rectify_net(w, ref)
-            consistency.append(rotation_consistency_loss(rot3, rot3_gt))
-            triplet.append(rotation_triplet_loss(rot1, rot2))
-            from_prediction.append(used)
+        # ARN's self-supervision, decided for each reference (SPEC §3 V2).
+        with self.full_precision():
+            labels = [select_rotation_target(rot1, ref, ref_rect, K)
+                      for ref, ref_rect, rot1 in zip(refs, rectified, rot1s)]
+        rot3s = self.rectify_net(torch.cat([w for _, w, _ in labels]), torch.cat(refs)
+                                 ).float().split(tgt.shape[0])
+        with self.full_precision():
+            consistency = torch.stack([rotation_consistency_loss(rot3, rot3_gt)
+                                       for rot3, (rot3_gt, _, _) in zip(rot3s, labels)]).mean()
+            triplet = torch.stack([rotation_triplet_loss(rot1, rot2)
+                                   for rot1, rot2 in zip(rot1s, rot2s)]).mean()
 
         # V1 on the rectified pairs: depth and pose of r', not of r.
         terms, context = super().loss_terms({**batch, "refs": rectified})
-        terms["rot_consistency_loss"] = torch.stack(consistency).mean()
-        terms["rot_triplet_loss"] = torch.stack(triplet).mean()
+        terms["rot_consistency_loss"] = consistency
+        terms["rot_triplet_loss"] = triplet
         context.update(raw_refs=refs, rectified_refs=rectified, rot1=rot1s, rot2=rot2s,
-                       rot_from_prediction=from_prediction)
+                       rot_from_prediction=[used for _, _, used in labels])
         return terms, context
 
     def extra_train_logs(self, context: Mapping[str, Any]) -> dict[str, Tensor]:

@@ -144,7 +144,7 @@ def test_photo_validation_rectifies_references(model: SCDepthV2,
     loss = model.photo_geometry_loss
     original = loss.forward
 
-    def spy(tgt, refs, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def spy(tgt: torch.Tensor, refs: list[torch.Tensor], *args: Any, **kwargs: Any) -> Any:
         seen.append(list(refs))
         return original(tgt, refs, *args, **kwargs)
 

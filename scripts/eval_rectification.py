@@ -1,0 +1,162 @@
+"""Does a trained SC-Depth V2 remove the rotation between frames? (SPEC §3 V2, issue 4)
+
+    python scripts/eval_rectification.py --ckpt_path RUN/last.ckpt --dataset_dir DATA
+
+For every (target, reference) pair of the chosen scenes (``training/val.txt`` by default;
+the scenes need ``poses.txt``, camera-to-world 3×4 per frame, as the synthetic dataset
+writes) it reports
+
+- ``rot_before`` = mean|rot1|, ``rot1 = ARN(tgt, ref)``, and ``rot_after`` = mean|rot2|,
+  ``rot2 = ARN(tgt, ref')`` with ``ref' = rotation_warp(ref, rot1, K)`` (radians, what
+  training logs as train/rot_before and train/rot_after);
+- the rotation between the pairs measured against the ground-truth poses, in degrees:
+  raw = angle of ``R_gt``, rectified = angle of ``R(rot1)ᵀ · R_gt``.
+
+Why that composition: with camera-to-world poses ``P_t``, ``P_r``, the rotation of
+``ref_T_tgt`` (target camera frame → reference camera frame) is ``R_gt = R_rᵀ · R_t``.
+``rotation_warp(ref, rot1, K)`` makes target pixel ``p`` sample ``ref`` at ``K·R1·K⁻¹·p``:
+``ref'`` is the reference seen by a virtual camera ``c'`` with ``X_r = R1 · X_c'``. So
+``c'_T_tgt = R1ᵀ · R_gt`` (``R1 = euler2mat(rot1)``); a perfect ARN predicts ``R1 = R_gt``
+and leaves the identity (only the translation is left between the rectified pair).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from datasets.depth_io import read_image, read_intrinsics  # noqa: E402
+from datasets.transforms import Compose, Resize, ToTensor  # noqa: E402
+from geometry import euler2mat, rotation_warp  # noqa: E402
+from models.sc_depth import load_from_checkpoint, resolve_device  # noqa: E402
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
+    """Angle of rotation matrices ``[...,3,3]`` in degrees: ``arccos((tr R − 1) / 2)``."""
+    cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def mat2euler(R: np.ndarray) -> np.ndarray:
+    """Inverse of ``R = Rx·Ry·Rz``: ``[...,3,3]`` -> ``(rx, ry, rz)`` ``[...,3]`` radians."""
+    rx = np.arctan2(-R[..., 1, 2], R[..., 2, 2])
+    ry = np.arcsin(np.clip(R[..., 0, 2], -1.0, 1.0))
+    rz = np.arctan2(-R[..., 0, 1], R[..., 0, 0])
+    return np.stack([rx, ry, rz], axis=-1)
+
+
+def read_poses(path: Path) -> np.ndarray:
+    """poses.txt (one camera-to-world 3×4 a line, row-major) -> ``[F,3,4]``."""
+    return np.loadtxt(path, dtype=np.float64, ndmin=2).reshape(-1, 3, 4)
+
+
+def scene_pairs(scene: Path, skip: int) -> list[tuple[int, int]]:
+    """(target, reference) frame indices: each target with its i−k and i+k neighbours."""
+    frames = sorted(p for p in scene.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    n = len(frames)
+    return [(i, j) for i in range(skip, n - skip) for j in (i - skip, i + skip)]
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, scenes: list[Path], height: int, width: int,
+             skip: int, device: torch.device, batch_size: int = 8) -> dict[str, float]:
+    """The figures described in the module docstring, averaged over all pairs."""
+    transform = Compose([Resize(height, width), ToTensor()])
+    rot1_all, rot2_all, gt_all = [], [], []
+    for scene in scenes:
+        frames = sorted(p for p in scene.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        poses = read_poses(scene / "poses.txt")
+        if len(poses) != len(frames):
+            raise ValueError(f"{scene / 'poses.txt'}: {len(poses)} poses for {len(frames)} "
+                             "frames")
+        K_raw = read_intrinsics(scene / "cam.txt")
+        images, K, _ = transform([read_image(p) for p in frames], K_raw, [])
+        images = torch.stack(images).to(device)
+        K = torch.as_tensor(K, dtype=torch.float32, device=device)
+        pairs = scene_pairs(scene, skip)
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            tgt = images[[i for i, _ in chunk]]
+            ref = images[[j for _, j in chunk]]
+            Kb = K.expand(len(chunk), 3, 3)
+            rot1 = model.rectify_net(tgt, ref)
+            rot2 = model.rectify_net(tgt, rotation_warp(ref, rot1, Kb))
+            rot1_all.append(rot1.float().cpu().numpy())
+            rot2_all.append(rot2.float().cpu().numpy())
+            # ref_T_tgt rotation from camera-to-world poses: R_r^T · R_t
+            gt_all.append(np.stack([poses[j, :, :3].T @ poses[i, :, :3] for i, j in chunk]))
+    rot1 = np.concatenate(rot1_all).astype(np.float64)
+    rot2 = np.concatenate(rot2_all).astype(np.float64)
+    R_gt = np.concatenate(gt_all)
+    R1 = euler2mat(torch.from_numpy(rot1)).numpy()
+    residual = np.swapaxes(R1, -1, -2) @ R_gt
+    return {
+        "num_pairs": len(rot1),
+        "rot_before": float(np.abs(rot1).mean()),
+        "rot_after": float(np.abs(rot2).mean()),
+        "gt_rot_raw": float(np.abs(mat2euler(R_gt)).mean()),
+        "gt_rot_rectified": float(np.abs(mat2euler(residual)).mean()),
+        "angle_raw_deg": float(rotation_angle_deg(R_gt).mean()),
+        "angle_rectified_deg": float(rotation_angle_deg(residual).mean()),
+        "angle_rectified_median_deg": float(np.median(rotation_angle_deg(residual))),
+        "angle_raw_median_deg": float(np.median(rotation_angle_deg(R_gt))),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt_path", required=True, help="a V2 checkpoint (has rectify_net)")
+    parser.add_argument("--dataset_dir", required=True,
+                        help="dataset with training/SCENE/poses.txt")
+    parser.add_argument("--split", default="val", choices=("val", "train"),
+                        help="scenes of training/val.txt or training/train.txt")
+    parser.add_argument("--skip_frames", type=int, default=1, help="reference offset k (i±k)")
+    parser.add_argument("--img_height", type=int, default=None,
+                        help="network input height (default: the checkpoint's)")
+    parser.add_argument("--img_width", type=int, default=None,
+                        help="network input width (default: the checkpoint's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
+    parser.add_argument("--output_json", default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    model = load_from_checkpoint(args.ckpt_path, device)
+    if not hasattr(model, "rectify_net"):
+        parser.error(f"{args.ckpt_path} is a {model.hparams.get('model_version')} checkpoint "
+                     "without the auto-rectify network (need v2)")
+    height = args.img_height or int(model.hparams.get("img_height") or 256)
+    width = args.img_width or int(model.hparams.get("img_width") or 320)
+    root = Path(args.dataset_dir) / "training"
+    names = (root / f"{args.split}.txt").read_text().split()
+    results = evaluate(model, [root / n for n in names], height, width, args.skip_frames,
+                       device)
+    deg = 180.0 / math.pi
+    print(f"{results['num_pairs']} pairs of {len(names)} {args.split} scenes at "
+          f"{height}x{width}")
+    print(f"ARN's estimate   mean|rot1| (rot_before) = {results['rot_before']:.4f} rad "
+          f"({results['rot_before'] * deg:.2f}°)   mean|rot2| (rot_after) = "
+          f"{results['rot_after']:.4f} rad ({results['rot_after'] * deg:.2f}°)")
+    print(f"ground truth     mean|euler| raw = {results['gt_rot_raw']:.4f} rad   "
+          f"rectified = {results['gt_rot_rectified']:.4f} rad")
+    print(f"rotation angle vs GT poses: raw {results['angle_raw_deg']:.2f}° "
+          f"(median {results['angle_raw_median_deg']:.2f}°)   rectified "
+          f"{results['angle_rectified_deg']:.2f}° (median "
+          f"{results['angle_rectified_median_deg']:.2f}°)")
+    if args.output_json:
+        Path(args.output_json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
