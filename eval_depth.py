@@ -17,29 +17,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 
 from losses.metrics import EVAL_RANGE
+from utils.cli import OneLineParser, UsageError, report_user_errors
 
 PROG = "eval_depth.py"
 _MAX_LISTED = 10  # names listed per warning line, the rest are counted
 
 
-class _UserError(Exception):
-    """A mistake in the options or the files; reported as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing the usage block, so errors stay one line."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, choices=sorted(EVAL_RANGE),
                         help="dataset whose GT encoding, depth range and crop are used")
     parser.add_argument("--pred_depth", required=True, type=Path,
@@ -63,13 +52,13 @@ def _gt_files(gt_dir: Path, dataset: str) -> dict[str, Path]:
     from datasets.depth_io import GT_DEPTH_SUFFIXES
 
     if not gt_dir.is_dir():
-        raise _UserError(f"ground-truth folder not found: {gt_dir}")
+        raise UsageError(f"ground-truth folder not found: {gt_dir}")
     suffixes = GT_DEPTH_SUFFIXES[dataset]
     files: dict[str, Path] = {}
     for path in sorted(gt_dir.iterdir()):
         if path.is_file() and path.suffix.lower() in suffixes:
             if path.stem in files:
-                raise _UserError(f"two ground-truth files named {path.stem}: "
+                raise UsageError(f"two ground-truth files named {path.stem}: "
                                  f"{files[path.stem].name} and {path.name}")
             files[path.stem] = path
     return files
@@ -79,7 +68,7 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
-        raise _UserError(f"cannot read prediction {path}: {err}") from err
+        raise UsageError(f"cannot read prediction {path}: {err}") from err
 
 
 def _as_depth_map(depth: np.ndarray, where: str) -> np.ndarray:
@@ -87,7 +76,7 @@ def _as_depth_map(depth: np.ndarray, where: str) -> np.ndarray:
     if depth.ndim == 3 and depth.shape[0] == 1:
         depth = depth[0]
     if depth.ndim != 2:
-        raise _UserError(f"prediction must be [H,W] or [1,H,W], got {depth.shape}: {where}")
+        raise UsageError(f"prediction must be [H,W] or [1,H,W], got {depth.shape}: {where}")
     return depth.astype(np.float32, copy=False)
 
 
@@ -95,7 +84,7 @@ def _read_dynamic_colors(seg_dir: Path) -> np.ndarray:
     """dynamic_colors.txt -> [K,3] float32 RGB colours ('R G B' or 'R,G,B' a line, # comments)."""
     path = seg_dir / "dynamic_colors.txt"
     if not path.is_file():
-        raise _UserError(f"missing {path} (the colours of dynamic objects, 'R G B' a line)")
+        raise UsageError(f"missing {path} (the colours of dynamic objects, 'R G B' a line)")
     colors = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         line = line.split("#", 1)[0].replace(",", " ").strip()
@@ -106,7 +95,7 @@ def _read_dynamic_colors(seg_dir: Path) -> np.ndarray:
         except ValueError:
             rgb = []
         if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-            raise _UserError(f"line {number} of {path} is not 'R G B' (0..255): {line!r}")
+            raise UsageError(f"line {number} of {path} is not 'R G B' (0..255): {line!r}")
         colors.append(rgb)
     return np.array(colors, dtype=np.float32).reshape(-1, 3)
 
@@ -137,16 +126,16 @@ def _pair(args: argparse.Namespace, gt: dict[str, Path]) -> tuple[list, list[str
         if stack.ndim == 4 and stack.shape[1] == 1:
             stack = stack[:, 0]
         if stack.ndim != 3:
-            raise _UserError(f"prediction stack must be [N,H,W], got {stack.shape}: {pred_path}")
+            raise UsageError(f"prediction stack must be [N,H,W], got {stack.shape}: {pred_path}")
         # A stack carries no names: it follows the sorted GT names, so the counts must agree.
         names = sorted(gt)
         if len(names) != stack.shape[0]:
-            raise _UserError(f"prediction stack {pred_path} holds {stack.shape[0]} maps but "
+            raise UsageError(f"prediction stack {pred_path} holds {stack.shape[0]} maps but "
                              f"{args.gt_depth} has {len(names)} ground-truth files")
         pairs = [(n, gt[n], lambda i=i: _as_depth_map(stack[i], f"{pred_path}[{i}]"))
                  for i, n in enumerate(names)]
         return pairs, warnings
-    raise _UserError(f"prediction folder or .npy stack not found: {pred_path}")
+    raise UsageError(f"prediction folder or .npy stack not found: {pred_path}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     colors = None
     if args.seg_mask is not None:
         if not args.seg_mask.is_dir():
-            raise _UserError(f"segmentation mask folder not found: {args.seg_mask}")
+            raise UsageError(f"segmentation mask folder not found: {args.seg_mask}")
         colors = _read_dynamic_colors(args.seg_mask)
     pairs, warnings = _pair(args, gt)
     if colors is not None:
@@ -183,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         if seg_path is not None and seg_path.is_file():
             mask = dynamic_from_seg(read_image(seg_path), colors)
             if mask.shape != gt_depth.shape:
-                raise _UserError(f"seg mask {seg_path} is {mask.shape[0]}x{mask.shape[1]}, "
+                raise UsageError(f"seg mask {seg_path} is {mask.shape[0]}x{mask.shape[1]}, "
                                  f"its ground truth is {gt_depth.shape[0]}x{gt_depth.shape[1]}")
             dynamic = torch.from_numpy(mask)[None]
         pred = torch.from_numpy(load_pred())[None, None]
@@ -197,13 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv` (default: sys.argv[1:]) and evaluate; returns the exit status."""
-    from datasets.depth_io import DatasetError
-
-    try:
-        return run(build_parser().parse_args(argv))
-    except (_UserError, DatasetError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    return report_user_errors(PROG, lambda: run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

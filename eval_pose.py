@@ -262,7 +262,8 @@ def plot_trajectories(results: list[dict[str, Any]], path: Path, size: int = 480
     one panel per scene, drawn with OpenCV (no plotting dependency)."""
     import cv2
 
-    from inference import encode_image, write_atomic
+    from inference import encode_image
+    from utils.io import write_atomic
 
     panels = []
     for r in results:

@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from inference import write_atomic
     from models.sc_depth import load_from_checkpoint
+    from utils.io import write_atomic
 
     model = load_from_checkpoint(opts.ckpt_path, "cpu")
     net = model.depth_net.eval()

@@ -39,19 +39,17 @@ Exit status: 0 success, 2 a user mistake (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import configargparse
 import cv2
 import numpy as np
 
-from utils.cli import UsageError, run_main
+from utils.cli import OneLineConfigParser, UsageError, run_main
+from utils.io import write_atomic
 
 PROG = "generate_pseudo_depth.py"
 PRIOR_MAX = 60000  # the maximum of every published LeReS PNG (SPEC §3 V3)
@@ -65,15 +63,8 @@ SC_DEPTH_STD = 0.225
 Predictor = Callable[[Any], Any]
 
 
-class _Parser(configargparse.ArgumentParser):
-    """Raises instead of printing the usage block, so that a bad option is one line."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
 def build_parser() -> configargparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0],
+    parser = OneLineConfigParser(prog=PROG, description=__doc__.split("\n")[0],
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", is_config_file=True,
                         help="config file of `key = value` lines (flags override it)")
@@ -323,16 +314,7 @@ def write_png_atomic(path: Path, array: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", array)
     if not ok:
         raise OSError(f"could not encode {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data.tobytes())
 
 
 # ----------------------------------------------------------------------------------- run

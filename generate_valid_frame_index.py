@@ -20,34 +20,22 @@ Exit status: 0 success, 2 a user mistake (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import cv2
 import numpy as np
+
+from utils.cli import OneLineParser, UsageError, report_user_errors
+from utils.io import write_atomic
 
 PROG = "generate_valid_frame_index.py"
 INDEX_NAME = "frame_index.txt"
 
 
-class _UserError(Exception):
-    """A mistake in the options or the dataset; reported as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing the usage block, so errors stay one line."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--dataset_dir", required=True, type=Path,
                         help="dataset root holding training/<scene>/ folders "
                              "(and training/train.txt, val.txt)")
@@ -91,26 +79,13 @@ def select_frames(
     return kept
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def scene_dirs(dataset_dir: Path) -> list[Path]:
     """Scenes named in training/train.txt and val.txt (in that order), else every folder."""
     training = dataset_dir / "training"
     if not dataset_dir.is_dir():
-        raise _UserError(f"dataset folder not found: {dataset_dir}")
+        raise UsageError(f"dataset folder not found: {dataset_dir}")
     if not training.is_dir():
-        raise _UserError(f"no training/ folder in {dataset_dir}")
+        raise UsageError(f"no training/ folder in {dataset_dir}")
     lists = [training / name for name in ("train.txt", "val.txt")]
     if not any(p.is_file() for p in lists):
         return sorted(p for p in training.iterdir() if p.is_dir())
@@ -121,7 +96,7 @@ def scene_dirs(dataset_dir: Path) -> list[Path]:
     scenes = [training / n for n in dict.fromkeys(names)]
     missing = [p.name for p in scenes if not p.is_dir()]
     if missing:
-        raise _UserError(f"scene folders listed in train.txt/val.txt but missing in {training}: "
+        raise UsageError(f"scene folders listed in train.txt/val.txt but missing in {training}: "
                          f"{', '.join(missing)}")
     return scenes
 
@@ -133,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
     from datasets.depth_io import DatasetError, list_images
 
     if args.pixel_threshold < 0:
-        raise _UserError("--pixel_threshold must be >= 0")
+        raise UsageError("--pixel_threshold must be >= 0")
     if not 0 <= args.min_fraction < 1:
-        raise _UserError("--min_fraction must be in [0, 1)")
+        raise UsageError("--min_fraction must be in [0, 1)")
     scenes = {scene: list_images(scene) for scene in scene_dirs(args.dataset_dir)}
     empty = [s.name for s, frames in scenes.items() if not frames]
     if empty:
@@ -159,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             except DatasetError:
                 raise  # already names the file
             except ValueError as err:  # frames of different sizes
-                raise _UserError(f"{scene}: {err}") from err
+                raise UsageError(f"{scene}: {err}") from err
             write_atomic(scene / INDEX_NAME, "".join(f"{i}\n" for i in kept))
             kept_total += len(kept)
             written += 1
@@ -169,13 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv` (default: sys.argv[1:]) and run; returns the exit status."""
-    from datasets.depth_io import DatasetError
-
-    try:
-        return run(build_parser().parse_args(argv))
-    except (_UserError, DatasetError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    return report_user_errors(PROG, lambda: run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

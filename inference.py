@@ -26,6 +26,7 @@ import numpy as np
 
 from config import parse_options
 from utils.cli import UsageError, run_main
+from utils.io import write_atomic
 
 
 @dataclass
@@ -45,17 +46,6 @@ class Summary:
 
     def wrote(self, kind: str) -> None:
         self.written[kind] = self.written.get(kind, 0) + 1
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes under a temporary name in the same folder, then rename: a crash never
-    leaves a truncated output that looks complete."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def encode_image(img: np.ndarray, suffix: str) -> bytes:

@@ -89,14 +89,6 @@ def test_scene_lists_and_atomic_write(tmp_path):
     assert leftovers == []
 
 
-def test_write_atomic_replaces(tmp_path):
-    target = tmp_path / "frame_index.txt"
-    target.write_text("old\n")
-    gvfi.write_atomic(target, "0\n3\n")
-    assert target.read_text() == "0\n3\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["frame_index.txt"]
-
-
 def test_missing_dataset_dir_is_one_line(tmp_path, capsys):
     missing = tmp_path / "nope"
     assert gvfi.main(["--dataset_dir", str(missing)]) == 2

@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+from typing import NoReturn
+
+import configargparse
+
+
+class UsageError(ValueError):
+    """An option or option combination that cannot work."""
+
+
+class _OneLineErrors:
+    """argparse raising UsageError instead of printing the usage block: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+class OneLineParser(_OneLineErrors, argparse.ArgumentParser):
+    """A stand-alone tool's parser (eval_depth.py, generate_valid_frame_index.py)."""
+
+
+class OneLineConfigParser(_OneLineErrors, configargparse.ArgumentParser):
+    """The same for tools that also read `--config` files."""
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
@@ -15,18 +38,20 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     return (DatasetError, CheckpointError, PretrainedWeightsError, UsageError)
 
 
-class UsageError(ValueError):
-    """An option combination that cannot work, found after parsing."""
-
-
-def run_main(main: Callable[[], int], prog: str) -> None:
-    """Run a script's main(); print user errors as `prog: error: ...` and exit 2."""
+def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
+    """Call `run`; a user error is printed as `prog: error: ...` and gives exit status 2."""
     try:
-        code = main()
+        return run() or 0
     except user_error_types() as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+
+
+def run_main(main: Callable[[], int | None], prog: str) -> NoReturn:
+    """A script's entry point: main() with user errors reported, then sys.exit."""
+    try:
+        code = report_user_errors(prog, main)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(code or 0)
+        code = 130
+    sys.exit(code)

@@ -7,13 +7,13 @@ at pixel centres ``(u, v) = (column, row)``), the same as the warps use.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from geometry import backproject
+from utils.io import write_atomic
 
 __all__ = ["depth_to_points", "read_ply", "write_ply"]
 
@@ -75,12 +75,7 @@ def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
               "property float x\nproperty float y\nproperty float z\n"
               "property uchar red\nproperty uchar green\nproperty uchar blue\n"
               "end_header\n").encode("ascii")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(header)
-        f.write(vertices.tobytes())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, header + vertices.tobytes())
 
 
 def read_ply(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
