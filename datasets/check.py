@@ -1,10 +1,20 @@
-"""A dataset check that runs before any training, testing or inference starts.
+"""A dataset check that runs before any training or testing starts (`--check_only` alone).
 
-It walks the SPEC §4 layout once and stops at the first user mistake with a one-line
-`DatasetError` naming the file or scene, instead of a traceback from a worker process an
-hour into training. Images are checked for truncation from their last bytes (JPEG end
-marker, PNG IEND chunk) so the check stays cheap on large datasets; full decoding errors
-are still caught by the readers.
+It walks the SPEC §4 layout once, with the same helpers the datasets use to build their
+sample lists (`datasets.video_folder`, `datasets.depth_io`), and stops at the first user
+mistake with a one-line `DatasetError` naming the file or scene, instead of a traceback
+from a worker process an hour into training:
+
+- a scene named in ``train.txt``/``val.txt`` that does not exist, a missing scene list;
+- a missing or malformed ``cam.txt``, a bad ``frame_index.txt``;
+- an empty, unreadable, truncated or non-JPEG/PNG image;
+- a V3 prior missing for a target frame, or a prior without a frame;
+- ground-truth depth missing for a validation (or test) frame, or without a frame;
+- a scene shorter than a sample (warned and skipped; an error if no scene is left).
+
+Images are checked from their first and last bytes (signature, JPEG end-of-image marker,
+PNG IEND chunk), which stays cheap on large datasets; the first frame of every scene is
+also decoded in full. Decoding errors of the other frames are still caught by the readers.
 """
 
 from __future__ import annotations
@@ -14,180 +24,211 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets.depth_io import DatasetError, list_images, read_intrinsics
+from datasets.depth_io import (
+    DatasetError,
+    gt_depth_suffixes,
+    list_images,
+    read_image,
+    read_intrinsics,
+)
+from datasets.video_folder import (
+    pair_by_name,
+    read_dynamic_colors,
+    read_frame_index,
+    scene_dirs,
+)
 
-GT_SUFFIXES = (".png", ".npz", ".npy")
+__all__ = ["DatasetSummary", "check_dataset", "check_image_file", "samples_in"]
+
+PRIOR_SUFFIXES = (".png", ".npy")  # as TrainFolder pairs them
+_JPEG_SOI, _JPEG_EOI, _JPEG_SOS = b"\xff\xd8", b"\xff\xd9", b"\xff\xda"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TAIL_BYTES = 4096  # room for the bytes some encoders append after the end marker
 
 
 @dataclass
 class DatasetSummary:
-    """What the check found: scenes and their frame and sample counts."""
+    """What the check found: scenes with their frame counts, and sample counts."""
 
-    train_scenes: dict[str, int] = field(default_factory=dict)   # scene -> frames
+    train_scenes: dict[str, int] = field(default_factory=dict)   # scene -> frames used
     train_samples: int = 0
     val_scenes: dict[str, int] = field(default_factory=dict)
-    val_items: int = 0
+    val_items: int = 0       # frames with GT (val_mode depth) or snippets (val_mode photo)
     test_items: int = 0
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # scenes too short for a sample
 
     def describe(self) -> str:
-        lines = [f"training: {len(self.train_scenes)} scenes, "
-                 f"{sum(self.train_scenes.values())} frames, {self.train_samples} samples"]
+        """A few lines for `--check_only`."""
+        lines = []
+        if self.train_scenes:
+            lines.append(f"training: {len(self.train_scenes)} scenes, "
+                         f"{sum(self.train_scenes.values())} frames, "
+                         f"{self.train_samples} samples")
         if self.val_scenes:
-            lines.append(f"validation: {len(self.val_scenes)} scenes, {self.val_items} items")
+            lines.append(f"validation: {len(self.val_scenes)} scenes, "
+                         f"{sum(self.val_scenes.values())} frames, {self.val_items} samples")
         if self.test_items:
             lines.append(f"testing: {self.test_items} images")
-        for name in self.skipped:
-            lines.append(f"skipped (too short): {name}")
+        lines.extend(f"skipped (too short): {name}" for name in self.skipped)
         lines.append("dataset check passed")
         return "\n".join(lines)
 
 
 def check_image_file(path: Path) -> None:
-    """Raise DatasetError if the file is empty or visibly truncated."""
+    """Raise DatasetError if ``path`` is empty, unreadable, not a JPEG/PNG, or truncated.
+
+    Reads only the first 8 and the last few KiB bytes. A JPEG must have an end-of-image
+    marker after its last start-of-scan marker in that tail (entropy-coded data never holds
+    0xFFD9 since 0xFF is byte-stuffed), a PNG must end with its IEND chunk.
+    """
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
             head = fh.read(8)
-            fh.seek(max(0, size - 16))
+            fh.seek(max(0, size - _TAIL_BYTES))
             tail = fh.read()
     except OSError as err:
-        raise DatasetError(f"unreadable image {path}: {err.strerror}") from None
+        raise DatasetError(f"unreadable image {path}: {err.strerror or err}") from None
     if size == 0:
         raise DatasetError(f"empty image file {path}")
-    if head[:2] == b"\xff\xd8" and b"\xff\xd9" not in tail:
-        raise DatasetError(f"truncated JPEG {path} (no end-of-image marker)")
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
-        raise DatasetError(f"truncated PNG {path} (no IEND chunk)")
-
-
-def read_scene_list(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DatasetError(f"missing scene list {path}")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def scene_frames(scene: Path, use_frame_index: bool) -> list[Path]:
-    frames = list_images(scene)
-    if not use_frame_index:
-        return frames
-    index_file = scene / "frame_index.txt"
-    if not index_file.is_file():
-        raise DatasetError(f"--use_frame_index: missing {index_file} "
-                           "(make it with generate_valid_frame_index.py)")
-    try:
-        index = [int(v) for v in index_file.read_text().split()]
-    except ValueError:
-        raise DatasetError(f"malformed {index_file}: expected integers") from None
-    bad = [i for i in index if not 0 <= i < len(frames)]
-    if bad:
-        raise DatasetError(f"{index_file}: index {bad[0]} out of range (scene has "
-                           f"{len(frames)} frames)")
-    return [frames[i] for i in index]
-
-
-def _find_gt(folder: Path, stem: str) -> Path | None:
-    for suffix in GT_SUFFIXES:
-        if (folder / f"{stem}{suffix}").is_file():
-            return folder / f"{stem}{suffix}"
-    return None
-
-
-def _check_scene(scene: Path, opts: argparse.Namespace, need_prior: bool,
-                 need_depth: bool) -> list[Path]:
-    if not scene.is_dir():
-        raise DatasetError(f"scene {scene.name} is listed but {scene} does not exist")
-    read_intrinsics(scene / "cam.txt")
-    frames = scene_frames(scene, getattr(opts, "use_frame_index", False))
-    for frame in frames:
-        check_image_file(frame)
-    if need_prior:
-        prior_dir = scene / "leres_depth"
-        # Every image of the scene has its prior (frame_index.txt only selects targets).
-        stems = {f.stem for f in list_images(scene)}
-        priors = {p.stem: p for p in list_images(prior_dir)} if prior_dir.is_dir() else {}
-        missing = sorted(stems - priors.keys())
-        if missing:
-            raise DatasetError(f"V3 prior missing for frame {scene.name}/{missing[0]}: expected "
-                               f"{prior_dir / (missing[0] + '.png')} (generate_pseudo_depth.py)")
-        extra = sorted(priors.keys() - stems)
-        if extra:
-            raise DatasetError(f"V3 prior without a frame: {priors[extra[0]]}")
-    if need_depth:
-        for frame in frames:
-            if _find_gt(scene / "depth", frame.stem) is None:
-                raise DatasetError(f"ground-truth depth missing for validation frame {frame}: "
-                                   f"expected {scene / 'depth' / frame.stem}.png|.npz|.npy")
-    return frames
+    if head[:2] == _JPEG_SOI:
+        if tail.rfind(_JPEG_EOI) < 0 or tail.rfind(_JPEG_EOI) < tail.rfind(_JPEG_SOS):
+            raise DatasetError(f"truncated JPEG {path} (no end-of-image marker)")
+    elif head == _PNG_SIGNATURE:
+        if b"IEND" not in tail[-64:]:
+            raise DatasetError(f"truncated PNG {path} (no IEND chunk)")
+    else:
+        raise DatasetError(f"not a JPEG or PNG image (unreadable): {path}")
 
 
 def samples_in(num_frames: int, opts: argparse.Namespace) -> int:
     """Targets with all references inside the scene (i ± k·s, s = 1 … (n−1)/2)."""
-    reach = getattr(opts, "skip_frames", 1) * ((getattr(opts, "sequence_length", 3) - 1) // 2)
-    return max(0, num_frames - 2 * reach)
+    return max(0, num_frames - 2 * _reach(opts))
+
+
+def _reach(opts: argparse.Namespace) -> int:
+    return int(getattr(opts, "skip_frames", 1)) * ((int(getattr(opts, "sequence_length", 3))
+                                                    - 1) // 2)
 
 
 def check_dataset(opts: argparse.Namespace, stage: str) -> DatasetSummary:
-    """stage: "train" (training + validation scenes) or "test" (testing/)."""
-    if not opts.dataset_dir:
+    """Check the dataset of ``opts`` and count what a run will use.
+
+    ``stage``: "train" (``training/``: the scenes of train.txt and val.txt) or "test"
+    (``testing/``). Uses ``dataset_dir``, ``dataset_name``, ``model_version`` (v3 needs
+    priors), ``sequence_length``, ``skip_frames``, ``use_frame_index`` and ``val_mode``.
+    Raises DatasetError (one line, naming the file or scene) at the first problem.
+    """
+    if not getattr(opts, "dataset_dir", None):
         raise DatasetError("no --dataset_dir given")
     root = Path(opts.dataset_dir)
     if not root.is_dir():
         raise DatasetError(f"--dataset_dir: not a folder: {root}")
-    if getattr(opts, "sequence_length", 3) < 3 or getattr(opts, "sequence_length", 3) % 2 == 0:
-        raise DatasetError(f"--sequence_length must be odd and >= 3, got {opts.sequence_length}")
+    sequence_length = int(getattr(opts, "sequence_length", 3))
+    if sequence_length < 3 or sequence_length % 2 == 0:
+        raise DatasetError(f"--sequence_length must be odd and >= 3, got {sequence_length}")
+    if int(getattr(opts, "skip_frames", 1)) < 1:
+        raise DatasetError(f"--skip_frames must be >= 1, got {opts.skip_frames}")
     summary = DatasetSummary()
     if stage == "train":
         _check_training(root / "training", opts, summary)
     elif stage == "test":
-        _check_testing(root / "testing", summary)
+        _check_testing(root / "testing", opts, summary)
     else:
-        raise ValueError(f"unknown check stage {stage!r}")
+        raise ValueError(f"unknown check stage {stage!r} (train or test)")
     return summary
+
+
+def _check_intrinsics(scene: Path) -> None:
+    cam = scene / "cam.txt"
+    if not cam.is_file():
+        raise DatasetError(f"missing intrinsics file {cam} (3x3 K, 9 numbers)")
+    read_intrinsics(cam)  # malformed -> DatasetError naming the file
+
+
+def _check_images(images: list[Path]) -> None:
+    for img in images:
+        check_image_file(img)
+    if images:
+        read_image(images[0])  # one full decode per scene: the format is one we can read
+
+
+def _scene_frames(scene: Path, opts: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """(all images of the scene, the frames samples are built from), as TrainFolder does."""
+    all_frames = list_images(scene)
+    frames = all_frames
+    if getattr(opts, "use_frame_index", False):
+        frames = [all_frames[i] for i in read_frame_index(scene / "frame_index.txt",
+                                                          len(all_frames))]
+    return all_frames, frames
+
+
+def _check_snippet_scenes(training: Path, split_file: str, opts: argparse.Namespace,
+                          with_prior: bool, summary: DatasetSummary,
+                          counts: dict[str, int]) -> int:
+    """Scenes used as training snippets (train.txt, or val.txt with val_mode photo).
+
+    Fills ``counts`` (scene -> frames) and returns the number of samples.
+    """
+    reach = _reach(opts)
+    samples = 0
+    for scene in scene_dirs(training, split_file):
+        _check_intrinsics(scene)
+        all_frames, frames = _scene_frames(scene, opts)
+        _check_images(all_frames)
+        if samples_in(len(frames), opts) == 0:
+            warnings.warn(f"scene {scene.name} ({split_file}) has {len(frames)} frames, fewer "
+                          f"than the {2 * reach + 1} a sample needs: skipped", stacklevel=3)
+            summary.skipped.append(scene.name)
+            continue
+        if with_prior:
+            targets = frames[reach:len(frames) - reach]
+            pair_by_name(targets, scene / "leres_depth", PRIOR_SUFFIXES, "V3 prior",
+                         all_images=all_frames)
+        counts[scene.name] = len(frames)
+        samples += samples_in(len(frames), opts)
+    if samples == 0:
+        raise DatasetError(f"no samples: every scene of {training / split_file} is shorter "
+                           f"than a sample ({2 * reach + 1} frames with --sequence_length "
+                           f"{getattr(opts, 'sequence_length', 3)} and --skip_frames "
+                           f"{getattr(opts, 'skip_frames', 1)})")
+    return samples
 
 
 def _check_training(training: Path, opts: argparse.Namespace, summary: DatasetSummary) -> None:
     if not training.is_dir():
         raise DatasetError(f"missing folder {training} (expected DATASET/training/<scenes>)")
-    need_prior = getattr(opts, "model_version", "v1") == "v3"
-    for name in read_scene_list(training / "train.txt"):
-        frames = _check_scene(training / name, opts, need_prior, need_depth=False)
-        samples = samples_in(len(frames), opts)
-        if samples == 0:
-            warnings.warn(f"scene {name} has {len(frames)} frames, fewer than a sequence "
-                          f"needs: skipped", stacklevel=2)
-            summary.skipped.append(name)
-            continue
-        summary.train_scenes[name] = len(frames)
-        summary.train_samples += samples
-    if not summary.train_scenes:
-        raise DatasetError(f"no training samples: every scene in {training / 'train.txt'} is "
-                           "shorter than --sequence_length frames")
-    depth_mode = getattr(opts, "val_mode", "depth") == "depth"
-    for name in read_scene_list(training / "val.txt"):
-        frames = _check_scene(training / name, opts, need_prior=False, need_depth=depth_mode)
-        summary.val_scenes[name] = len(frames)
-        summary.val_items += len(frames) if depth_mode else samples_in(len(frames), opts)
-    if summary.val_scenes and summary.val_items == 0:
-        raise DatasetError(f"no validation items in the scenes of {training / 'val.txt'}")
+    with_prior = getattr(opts, "model_version", "v1") == "v3"
+    summary.train_samples = _check_snippet_scenes(training, "train.txt", opts, with_prior,
+                                                  summary, summary.train_scenes)
+    if getattr(opts, "val_mode", "depth") == "photo":
+        summary.val_items = _check_snippet_scenes(training, "val.txt", opts, with_prior,
+                                                  summary, summary.val_scenes)
+        return
+    suffixes = gt_depth_suffixes(getattr(opts, "dataset_name", "kitti"))
+    for scene in scene_dirs(training, "val.txt"):
+        frames = list_images(scene)  # ValidationDepthSet uses every frame of the scene
+        _check_images(frames)
+        pair_by_name(frames, scene / "depth", suffixes, "ground-truth depth")
+        summary.val_scenes[scene.name] = len(frames)
+        summary.val_items += len(frames)
+    if summary.val_items == 0:
+        raise DatasetError(f"no validation frames in the scenes of {training / 'val.txt'}")
 
 
-def _check_testing(testing: Path, summary: DatasetSummary) -> None:
+def _check_testing(testing: Path, opts: argparse.Namespace, summary: DatasetSummary) -> None:
     color = testing / "color"
     if not color.is_dir():
         raise DatasetError(f"missing folder {color} (expected DATASET/testing/color)")
     images = list_images(color)
     if not images:
         raise DatasetError(f"no images in {color}")
+    _check_images(images)
+    pair_by_name(images, testing / "depth", gt_depth_suffixes(getattr(opts, "dataset_name",
+                                                                      "kitti")),
+                 "ground-truth depth")
     seg_dir = testing / "seg_mask"
-    for img in images:
-        check_image_file(img)
-        if _find_gt(testing / "depth", img.stem) is None:
-            raise DatasetError(f"ground-truth depth missing for test image {img.name}: "
-                               f"expected {testing / 'depth' / img.stem}.png|.npy|.npz")
-        if seg_dir.is_dir() and not (seg_dir / f"{img.stem}.png").is_file():
-            raise DatasetError(f"segmentation mask missing for test image {img.name}: "
-                               f"expected {seg_dir / (img.stem + '.png')}")
-    if seg_dir.is_dir() and not (seg_dir / "dynamic_colors.txt").is_file():
-        raise DatasetError(f"missing {seg_dir / 'dynamic_colors.txt'} (lines 'R G B')")
+    if seg_dir.is_dir():
+        read_dynamic_colors(seg_dir / "dynamic_colors.txt")
+        pair_by_name(images, seg_dir, (".png",), "segmentation mask")
     summary.test_items = len(images)

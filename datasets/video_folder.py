@@ -14,7 +14,8 @@ naming the file, raised when the dataset is built rather than mid-epoch.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,67 @@ from datasets.depth_io import (
 )
 from datasets.transforms import ToTensor, Transform
 
-__all__ = ["TestDepthSet", "TrainFolder", "ValidationDepthSet", "read_dynamic_colors"]
+__all__ = ["FrameCache", "TestDepthSet", "TrainFolder", "ValidationDepthSet", "pair_by_name",
+           "read_dynamic_colors", "read_frame_index", "read_scene_list", "scene_dirs"]
+
+# Default budget of --cache_frames per process (each DataLoader worker holds its own copy).
+CACHE_BYTES = 2 << 30
 
 
-def _read_scene_list(path: Path) -> list[str]:
+class FrameCache:
+    """A per-process LRU cache of decoded arrays keyed by (reader, path), for small datasets
+    whose decoding (JPEG/PNG) costs more than the rest of the pipeline (``--cache_frames``).
+
+    ``get(path, reader)`` returns a fresh float32 copy, so transforms may modify it. Arrays
+    whose values are exact 8-bit integers (decoded 8-bit images) are kept as uint8, a quarter
+    of the memory, and read back exactly. Least recently used entries are dropped beyond
+    ``max_bytes``. Each DataLoader worker fills its own copy; with persistent workers it
+    stays warm across epochs.
+    """
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+        # key -> (stored array, dtype the reader returned)
+        self._entries: OrderedDict[tuple[str, Path], tuple[np.ndarray, np.dtype]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, path: Path, reader: Callable[[Path], np.ndarray]) -> np.ndarray:
+        """``reader(path)``, decoded once per process (a copy the caller may modify)."""
+        key = (getattr(reader, "__qualname__", repr(reader)), Path(path))
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[0].astype(entry[1])  # astype copies
+        self.misses += 1
+        value = reader(path)
+        stored = value.copy()
+        if value.dtype == np.float32:
+            compact = value.astype(np.uint8)
+            if np.array_equal(compact, value):
+                stored = compact
+        if stored.nbytes <= self.max_bytes:
+            self._entries[key] = (stored, value.dtype)
+            self.nbytes += stored.nbytes
+            while self.nbytes > self.max_bytes:
+                _, (old, _) = self._entries.popitem(last=False)
+                self.nbytes -= old.nbytes
+        return value
+
+
+def _read(cache: FrameCache | None, path: Path, reader: Callable[[Path], np.ndarray]
+          ) -> np.ndarray:
+    return reader(path) if cache is None else cache.get(path, reader)
+
+
+
+
+def read_scene_list(path: Path) -> list[str]:
     """Scene folder names, one a line (blank lines and ``#`` comments ignored)."""
     if not path.is_file():
         raise DatasetError(f"missing scene list: {path}")
@@ -50,8 +108,9 @@ def _read_scene_list(path: Path) -> list[str]:
     return names
 
 
-def _scene_dirs(root: Path, split_file: str) -> list[Path]:
-    scenes = [root / name for name in _read_scene_list(root / split_file)]
+def scene_dirs(root: Path, split_file: str) -> list[Path]:
+    """The scene folders named in ``root/split_file``; a missing one -> DatasetError."""
+    scenes = [root / name for name in read_scene_list(root / split_file)]
     for scene in scenes:
         if not scene.is_dir():
             raise DatasetError(f"scene listed in {root / split_file} does not exist: {scene}")
@@ -68,8 +127,8 @@ def _stems(paths: Iterable[Path]) -> dict[str, Path]:
     return by_stem
 
 
-def _pair_by_name(images: Sequence[Path], folder: Path, suffixes: Sequence[str],
-                  what: str, all_images: Sequence[Path] | None = None) -> list[Path]:
+def pair_by_name(images: Sequence[Path], folder: Path, suffixes: Sequence[str],
+                 what: str, all_images: Sequence[Path] | None = None) -> list[Path]:
     """For every image, ``folder/<image stem><suffix>``; a missing or extra file -> error.
 
     ``suffixes``: the accepted file types. ``all_images`` (default ``images``): every image
@@ -93,7 +152,7 @@ def _pair_by_name(images: Sequence[Path], folder: Path, suffixes: Sequence[str],
     return paired
 
 
-def _read_frame_index(path: Path, num_frames: int) -> list[int]:
+def read_frame_index(path: Path, num_frames: int) -> list[int]:
     """Integer frame indices of ``frame_index.txt`` (also as floats, as np.savetxt writes)."""
     if not path.is_file():
         raise DatasetError(f"--use_frame_index needs {path}")
@@ -132,7 +191,8 @@ class TrainFolder(Dataset):
 
     def __init__(self, root: str | Path, train: bool = True, sequence_length: int = 3,
                  skip_frames: int = 1, use_frame_index: bool = False,
-                 transform: Transform | None = None, with_prior: bool = False) -> None:
+                 transform: Transform | None = None, with_prior: bool = False,
+                 cache_frames: bool = False) -> None:
         if sequence_length < 3 or sequence_length % 2 == 0:
             raise ValueError(f"sequence_length must be odd and >= 3, got {sequence_length}")
         if skip_frames < 1:
@@ -140,7 +200,8 @@ class TrainFolder(Dataset):
         self.root = Path(root)
         self.transform = transform if transform is not None else ToTensor()
         self.with_prior = with_prior
-        self.scenes = _scene_dirs(self.root, "train.txt" if train else "val.txt")
+        self.cache = FrameCache() if cache_frames else None
+        self.scenes = scene_dirs(self.root, "train.txt" if train else "val.txt")
         half = (sequence_length - 1) // 2
         shifts = [s * skip_frames for s in range(-half, half + 1) if s != 0]
         reach = half * skip_frames
@@ -152,7 +213,7 @@ class TrainFolder(Dataset):
             all_frames = list_images(scene)
             frames = all_frames
             if use_frame_index:
-                index = _read_frame_index(scene / "frame_index.txt", len(all_frames))
+                index = read_frame_index(scene / "frame_index.txt", len(all_frames))
                 frames = [all_frames[i] for i in index]
             if len(frames) < 2 * reach + 1:
                 warnings.warn(f"skipping scene {scene}: {len(frames)} frames, a sample of "
@@ -162,8 +223,8 @@ class TrainFolder(Dataset):
             targets = frames[reach:len(frames) - reach]
             priors: list[Path | None] = [None] * len(targets)
             if with_prior:
-                priors = list(_pair_by_name(targets, scene / "leres_depth", (".png", ".npy"),
-                                            "prior", all_images=all_frames))
+                priors = list(pair_by_name(targets, scene / "leres_depth", (".png", ".npy"),
+                                           "prior", all_images=all_frames))
             scene_idx = len(self.intrinsics)
             self.intrinsics.append(read_intrinsics(scene / "cam.txt"))
             for j, (tgt, prior) in enumerate(zip(targets, priors)):
@@ -180,7 +241,7 @@ class TrainFolder(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         scene_idx, tgt_path, ref_paths, prior_path = self.samples[index]
-        images = [read_image(tgt_path)] + [read_image(p) for p in ref_paths]
+        images = [_read(self.cache, p, read_image) for p in (tgt_path, *ref_paths)]
         shape = images[0].shape
         for path, img in zip(ref_paths, images[1:]):
             if img.shape != shape:
@@ -188,7 +249,7 @@ class TrainFolder(Dataset):
                                    f"{shape[:2]} ({tgt_path}): {path}")
         maps = []
         if prior_path is not None:
-            prior = read_prior(prior_path)
+            prior = _read(self.cache, prior_path, read_prior)
             if prior.shape != shape[:2]:
                 # relative depth does not depend on resolution; align it with the image so
                 # that the crops and flips hit the same pixels
@@ -210,15 +271,16 @@ class ValidationDepthSet(Dataset):
     """
 
     def __init__(self, root: str | Path, dataset_name: str,
-                 transform: Transform | None = None) -> None:
+                 transform: Transform | None = None, cache_frames: bool = False) -> None:
         self.root = Path(root)
         self.dataset_name = dataset_name
         self.transform = transform if transform is not None else ToTensor()
+        self.cache = FrameCache() if cache_frames else None
         suffixes = gt_depth_suffixes(dataset_name)
         self.samples: list[tuple[Path, Path]] = []
-        for scene in _scene_dirs(self.root, "val.txt"):
+        for scene in scene_dirs(self.root, "val.txt"):
             frames = list_images(scene)
-            gts = _pair_by_name(frames, scene / "depth", suffixes, "ground-truth depth")
+            gts = pair_by_name(frames, scene / "depth", suffixes, "ground-truth depth")
             self.samples.extend(zip(frames, gts))
         if not self.samples:
             raise DatasetError(f"no validation frames in the scenes of {self.root / 'val.txt'}")
@@ -229,10 +291,13 @@ class ValidationDepthSet(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         img_path, gt_path = self.samples[index]
         # K does not leave this dataset; the transforms only need one to carry along
-        images, _, _ = _apply(self.transform, [read_image(img_path)],
+        images, _, _ = _apply(self.transform, [_read(self.cache, img_path, read_image)],
                               np.eye(3, dtype=np.float32), [])
-        gt = read_gt_depth(gt_path, self.dataset_name)
+        gt = _read(self.cache, gt_path, self._read_gt)
         return {"tgt": images[0], "gt_depth": torch.from_numpy(gt)}
+
+    def _read_gt(self, path: Path) -> np.ndarray:
+        return read_gt_depth(path, self.dataset_name)
 
 
 def read_dynamic_colors(path: str | Path) -> np.ndarray:
@@ -280,14 +345,14 @@ class TestDepthSet(Dataset):
         images = list_images(self.test_dir / "color")
         if not images:
             raise DatasetError(f"no images in {self.test_dir / 'color'}")
-        gts = _pair_by_name(images, self.test_dir / "depth", gt_depth_suffixes(dataset_name),
-                            "ground-truth depth")
+        gts = pair_by_name(images, self.test_dir / "depth", gt_depth_suffixes(dataset_name),
+                           "ground-truth depth")
         seg_dir = self.test_dir / "seg_mask"
         self.dynamic_colors: np.ndarray | None = None
         masks: list[Path | None] = [None] * len(images)
         if seg_dir.is_dir():
             self.dynamic_colors = read_dynamic_colors(seg_dir / "dynamic_colors.txt")
-            masks = list(_pair_by_name(images, seg_dir, (".png",), "segmentation mask"))
+            masks = list(pair_by_name(images, seg_dir, (".png",), "segmentation mask"))
         self.samples = list(zip(images, gts, masks))
 
     def __len__(self) -> int:
