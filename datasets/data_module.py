@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from datasets.depth_io import DatasetError
 from datasets.transforms import Compose, RandomHorizontalFlip, RandomScaleCrop, Resize, ToTensor
@@ -28,13 +29,38 @@ def _image_size(opts: argparse.Namespace) -> tuple[int, int]:
     return int(height), int(width)
 
 
+class _DrawsForAllProcesses(Sampler[int]):
+    """``num_samples`` indices in ``0..size-1`` drawn uniformly with replacement.
+
+    Deliberately not a ``RandomSampler``: under DDP Lightning replaces a RandomSampler by a
+    ``DistributedSampler`` over the whole dataset (one pass per epoch, ``epoch_size``
+    ignored), while any other sampler is wrapped and its draws are split between the
+    processes. Sized for all processes, each gets ``batch_size × epoch_size`` samples.
+    """
+
+    def __init__(self, size: int, num_samples: int) -> None:
+        self.size = int(size)
+        self.num_samples = int(num_samples)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        # seeded from the global RNG like RandomSampler (seed_everything makes it repeatable)
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        generator = torch.Generator().manual_seed(seed)
+        return iter(torch.randint(self.size, (self.num_samples,), generator=generator).tolist())
+
+
 class VideoDataModule(pl.LightningDataModule):
     """Datasets and loaders from ``opts`` (the parsed options of config.py).
 
     Uses ``dataset_dir``, ``dataset_name``, ``model_version`` (v3 loads the priors),
     ``sequence_length``, ``skip_frames``, ``use_frame_index``, ``img_height``, ``img_width``,
-    ``batch_size``, ``epoch_size``, ``num_workers`` and ``val_mode`` (depth | photo).
-    Each training epoch draws ``epoch_size`` batches at random, with replacement.
+    ``batch_size``, ``epoch_size``, ``num_workers``, ``cache_frames`` and ``val_mode``
+    (depth | photo).
+    Each training epoch draws ``epoch_size`` batches at random, with replacement (per
+    process under DDP).
     """
 
     def __init__(self, opts: argparse.Namespace) -> None:
@@ -45,6 +71,8 @@ class VideoDataModule(pl.LightningDataModule):
         self.dataset_dir = Path(opts.dataset_dir)
         self.height, self.width = _image_size(opts)
         self.with_prior = opts.model_version == "v3"
+        # decoded frames kept per process (each loader worker has its own cache)
+        self.cache_frames = bool(getattr(opts, "cache_frames", False))
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -60,18 +88,21 @@ class VideoDataModule(pl.LightningDataModule):
                            sequence_length=self.opts.sequence_length,
                            skip_frames=self.opts.skip_frames,
                            use_frame_index=self.opts.use_frame_index,
-                           transform=transform, with_prior=self.with_prior)
+                           transform=transform, with_prior=self.with_prior,
+                           cache_frames=self.cache_frames)
 
     def _build_val(self) -> Dataset:
         root = self.dataset_dir / "training"
         if self.opts.val_mode == "depth":
-            return ValidationDepthSet(root, self.opts.dataset_name, self._eval_transform())
+            return ValidationDepthSet(root, self.opts.dataset_name, self._eval_transform(),
+                                      cache_frames=self.cache_frames)
         if self.opts.val_mode == "photo":
             # the photometric validation runs the training losses, so V3 needs its priors
             return TrainFolder(root, train=False, sequence_length=self.opts.sequence_length,
                                skip_frames=self.opts.skip_frames,
                                use_frame_index=self.opts.use_frame_index,
-                               transform=self._eval_transform(), with_prior=self.with_prior)
+                               transform=self._eval_transform(), with_prior=self.with_prior,
+                               cache_frames=self.cache_frames)
         raise DatasetError(f"unknown val_mode {self.opts.val_mode!r} (choices: depth, photo)")
 
     def _build_test(self) -> TestDepthSet:
@@ -97,8 +128,14 @@ class VideoDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
-        sampler = RandomSampler(self.train_set, replacement=True,
-                                num_samples=self.opts.batch_size * self.opts.epoch_size)
+        num_samples = self.opts.batch_size * self.opts.epoch_size
+        world = int(getattr(self.trainer, "world_size", 1) or 1) if self.trainer else 1
+        if world > 1:
+            # DDP: draw for all processes; Lightning shards the draws (epoch_size per process)
+            sampler: Sampler[int] = _DrawsForAllProcesses(len(self.train_set),
+                                                          num_samples * world)
+        else:
+            sampler = RandomSampler(self.train_set, replacement=True, num_samples=num_samples)
         return self._loader(self.train_set, self.opts.batch_size, sampler=sampler,
                             drop_last=True)
 

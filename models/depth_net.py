@@ -98,7 +98,10 @@ class DepthDecoder(nn.Module):
             else:
                 x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             x = self.upconvs1[cnt](x)
-        return DISP_SCALE * torch.sigmoid(self.dispconvs[0](x)) + MIN_DISP
+        # The head (a 16->1 convolution: negligible cost) runs in fp32 under mixed precision:
+        # bf16's 8-bit mantissa would quantise the disparity into coarse steps.
+        with torch.autocast(x.device.type, enabled=False):
+            return DISP_SCALE * torch.sigmoid(self.dispconvs[0](x.float())) + MIN_DISP
 
 
 class DepthNet(nn.Module):

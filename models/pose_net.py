@@ -48,7 +48,8 @@ class PoseDecoder(nn.Module):
             out = conv(out)
             if i < len(self.convs_pose) - 1:
                 out = self.relu(out)
-        return out.mean(dim=(2, 3))
+        # Averaged in fp32: a bf16 mean of many small values loses the motion's low bits.
+        return out.float().mean(dim=(2, 3))
 
 
 class PoseNet(nn.Module):

@@ -1,0 +1,433 @@
+"""Benchmark SC-Depth training steps, inference, the data pipeline and memory (issue 7).
+
+    python scripts/benchmark.py --version v1 --height 256 --width 320 --batch_size 4 --compare
+    python scripts/benchmark.py --version v3 --precision bf16-mixed --mode both --json
+    python scripts/benchmark.py --data --workers 0 2 --steps 20
+
+Modes: ``plain`` is our own eager path without the optimisations (one DepthNet call per
+frame, one PoseNet call per pair, NCHW, no compile); ``fast`` is the default path (batched
+forwards, channels_last, and ``--compile`` if asked). ``--compare`` runs plain-fp32,
+fast-fp32 and fast-bf16 side by side, one after the other in this process, and prints the
+speed-ups. Each timed figure is the median of ``--steps`` steps after ``--warmup`` steps.
+
+Training step = forward + backward + Adam step through the real ``loss_terms``/``total_loss``
+of the system class, on a synthetic random batch in TrainFolder's format. Inference =
+DepthNet forward under ``inference_mode``. Data = samples/s of VideoDataModule's training
+loader over ``--data_dir`` (a synthetic set is generated there if it is missing).
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` of the run; on CPU the peak
+resident set size of the process during the run (the high-water mark is reset at the start
+of each run where Linux allows it, so it includes the ~0.3–0.5 GB of the libraries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+# Runnable as `python scripts/benchmark.py` from the repository root or anywhere else.
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import torch  # noqa: E402
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+MODES = ("fast", "plain")
+# --compare: (mode, precision) triples shown side by side; the first is the reference.
+COMPARE_RUNS = (("plain", "32"), ("fast", "32"), ("fast", "bf16-mixed"))
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--version", choices=("v1", "v2", "v3"), default="v1")
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--batch_size", type=int, default=4)
+    p.add_argument("--precision", choices=PRECISIONS, default="32")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps (the median is reported)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the configurations in turn this many times (shared machines)")
+    p.add_argument("--mode", choices=("fast", "plain", "both"), default="fast")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks (fast)")
+    p.add_argument("--compare", action="store_true",
+                   help="run plain-fp32, fast-fp32, fast-bf16 side by side, print speed-ups")
+    p.add_argument("--skip", nargs="*", default=[], choices=("train", "infer"),
+                   help="parts not to measure")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--data", action="store_true", help="also measure the data pipeline")
+    p.add_argument("--data_dir", type=str, default=None,
+                   help="dataset for --data (default: a synthetic set in the temp folder)")
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                   help="DataLoader worker counts for --data")
+    p.add_argument("--cache_frames", action="store_true", help="--data with the frame cache")
+    p.add_argument("--json", action="store_true", help="one JSON object per run per line")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+# --------------------------------------------------------------------------- helpers
+def model_hparams(version: str, mode: str, compile_: bool = False) -> dict[str, Any]:
+    """Hyper-parameters of a randomly initialised system for ``mode`` (fast | plain)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    plain = mode == "plain"
+    return {"model_version": version, "no_pretrain": True, "resnet_layers": 18,
+            "dataset_name": "synthetic", "no_batched_forwards": plain,
+            "no_channels_last": plain, "compile": compile_ and not plain, "lr": 1e-4}
+
+
+def build_system(version: str, mode: str, device: torch.device, compile_: bool = False
+                 ) -> torch.nn.Module:
+    """The SCDepthVx system of ``version`` with the fast path of ``mode`` applied."""
+    from models.sc_depth import model_class
+
+    model = model_class(version)(model_hparams(version, mode, compile_))
+    model.apply_fast_path()  # what LightningModule.setup does in training
+    return model.to(device)
+
+
+def synthetic_batch(version: str, batch_size: int, height: int, width: int,
+                    device: torch.device, num_refs: int = 2, seed: int = 0) -> dict[str, Any]:
+    """A random batch in TrainFolder's format.
+
+    tgt ``[B,3,H,W]``, refs list of ``[B,3,H,W]`` (normalised-image range), K/K_inv
+    ``[B,3,3]`` (a plausible pinhole camera), tgt_prior ``[B,1,H,W]`` for v3. The references
+    are the target with small shifts and noise, so the warps and masks see realistic data.
+    """
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(batch_size, 3, height, width, generator=g)
+    # smooth the noise a little so SSIM and the auto-mask are not degenerate
+    base = torch.nn.functional.avg_pool2d(base, 5, stride=1, padding=2)
+    tgt = (base - 0.45) / 0.225
+    refs = [torch.roll(tgt, shifts=s, dims=3) + 0.05 * torch.randn(tgt.shape, generator=g)
+            for s in (-2, 2)[:num_refs]]
+    f = 0.6 * width
+    K = torch.tensor([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
+    K = K.expand(batch_size, 3, 3).contiguous()
+    batch: dict[str, Any] = {"tgt": tgt, "refs": refs, "K": K, "K_inv": torch.linalg.inv(K)}
+    if version == "v3":
+        batch["tgt_prior"] = 1.0 + torch.rand(batch_size, 1, height, width, generator=g)
+    return _to_device(batch, device)
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, list):
+        return [_to_device(o, device) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Lightning's mixed precision: bf16 autocast (CPU or CUDA), fp16 autocast (CUDA)."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "16-mixed":
+        if device.type != "cuda":
+            raise ValueError("16-mixed needs a CUDA device (use bf16-mixed on the CPU)")
+        return torch.autocast("cuda", dtype=torch.float16)
+    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn: Callable[[], Any], steps: int, warmup: int, device: torch.device
+               ) -> list[float]:
+    """Seconds of each of ``steps`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA max allocated, or the process's peak RSS on the CPU.
+
+    ``kind`` says which was measured ("cuda_max_allocated", "cpu_peak_rss" when the
+    high-water mark could be reset for the block, else "cpu_peak_rss_process").
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.kind = ""
+        self.mb = 0.0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.kind = "cuda_max_allocated"
+        else:
+            try:  # Linux ≥ 4.0: "5" resets VmHWM to the current RSS
+                Path("/proc/self/clear_refs").write_text("5")
+                self.kind = "cpu_peak_rss"
+            except OSError:
+                self.kind = "cpu_peak_rss_process"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return
+        self.mb = _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS
+
+
+# ------------------------------------------------------------------------ measurements
+def bench_train_step(model: torch.nn.Module, batch: dict[str, Any], precision: str,
+                     device: torch.device, steps: int, warmup: int) -> list[float]:
+    """Seconds per training step (forward, backward, Adam step; fp16 with a GradScaler)."""
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_context(precision, device):
+            terms, _ = model.loss_terms(batch)
+            loss = model.total_loss(terms)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    return time_calls(step, steps, warmup, device)
+
+
+def bench_inference(model: torch.nn.Module, batch_size: int, height: int, width: int,
+                    precision: str, device: torch.device, steps: int, warmup: int
+                    ) -> list[float]:
+    """Seconds per DepthNet forward of ``batch_size`` images (eval, inference_mode)."""
+    model.eval()
+    img = torch.randn(batch_size, 3, height, width, device=device)
+
+    def forward() -> None:
+        with torch.inference_mode(), autocast_context(precision, device):
+            model(img)
+
+    return time_calls(forward, steps, warmup, device)
+
+
+def ensure_dataset(data_dir: str | Path | None, height: int, width: int) -> Path:
+    """``data_dir`` if it holds a dataset, else a small synthetic set generated there."""
+    from datasets.synthetic import generate_dataset
+
+    root = Path(data_dir) if data_dir else Path(tempfile.gettempdir()) / (
+        f"sc_depth_bench_{height}x{width}")
+    if not (root / "training" / "train.txt").is_file():
+        generate_dataset(root, seed=0, scenes=2, frames=24, val_scenes=1, test_scenes=1,
+                         height=height, width=width, progress=False)
+    return root
+
+
+def bench_data(data_dir: Path, version: str, height: int, width: int, batch_size: int,
+               workers: int, steps: int, warmup: int, cache_frames: bool = False) -> float:
+    """Samples/s of VideoDataModule's training loader (after ``warmup`` batches, which
+    include the workers' start)."""
+    from config import parse_options
+    from datasets.data_module import VideoDataModule
+
+    opts = parse_options(["--dataset_dir", str(data_dir), "--dataset_name", "synthetic",
+                          "--model_version", version, "--img_height", str(height),
+                          "--img_width", str(width), "--batch_size", str(batch_size),
+                          "--epoch_size", str(steps + warmup), "--num_workers", str(workers),
+                          *(["--cache_frames"] if cache_frames else [])])
+    loader = VideoDataModule(opts).train_dataloader()
+    it = iter(loader)
+    for _ in range(warmup):
+        next(it)
+    start = time.perf_counter()
+    count = 0
+    for batch in it:
+        count += batch["tgt"].shape[0]
+    elapsed = time.perf_counter() - start
+    del it
+    return count / elapsed if elapsed > 0 else float("nan")
+
+
+def run_config(args: argparse.Namespace, mode: str, precision: str) -> dict[str, Any]:
+    """One benchmark run: the settings, peak memory and the raw step times
+    (``_train_times``, ``_infer_times``; see :func:`merge_rounds`)."""
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    record: dict[str, Any] = {
+        "version": args.version, "mode": mode, "precision": precision,
+        "compile": bool(args.compile and mode == "fast"), "height": args.height,
+        "width": args.width, "batch_size": args.batch_size, "device": device.type,
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "steps": args.steps, "warmup": args.warmup,
+        "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    with PeakMemory(device) as mem:
+        model = build_system(args.version, mode, device, args.compile)
+        if "train" not in args.skip:
+            batch = synthetic_batch(args.version, args.batch_size, args.height, args.width,
+                                    device, seed=args.seed)
+            times = bench_train_step(model, batch, precision, device, args.steps, args.warmup)
+            record["_train_times"] = times
+        if "infer" not in args.skip:
+            times = bench_inference(model, args.batch_size, args.height, args.width,
+                                    precision, device, args.steps, args.warmup)
+            record["_infer_times"] = times
+        del model
+    record["peak_mem_mb"] = mem.mb
+    record["peak_mem_kind"] = mem.kind
+    return record
+
+
+def run_data(args: argparse.Namespace) -> list[dict[str, Any]]:
+    root = ensure_dataset(args.data_dir, args.height, args.width)
+    records = []
+    for workers in args.workers:
+        rate = bench_data(root, args.version, args.height, args.width, args.batch_size,
+                          workers, args.steps, args.warmup, args.cache_frames)
+        records.append({"version": args.version, "kind": "data", "workers": workers,
+                        "cache_frames": args.cache_frames, "height": args.height,
+                        "width": args.width, "batch_size": args.batch_size,
+                        "data_samples_s": rate, "torch": torch.__version__})
+    return records
+
+
+def planned_runs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    if args.compare:
+        return list(COMPARE_RUNS)
+    modes = MODES[::-1] if args.mode == "both" else (args.mode,)  # plain first: reference
+    return [(mode, args.precision) for mode in modes]
+
+
+# ----------------------------------------------------------------------------- output
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """The runs as a table, with speed-ups relative to the first run."""
+    runs = [r for r in records if r.get("kind") != "data"]
+    lines = []
+    if runs:
+        ref = runs[0]
+        lines.append(f"{'version':7} {'mode':5} {'precision':10} {'size':9} {'B':>2} "
+                     f"{'step s':>8} {'x step':>6} {'infer img/s':>11} {'x infer':>7} "
+                     f"{'peak MB':>8}")
+        for r in runs:
+            step_x = (ref["train_step_s"] / r["train_step_s"]
+                      if "train_step_s" in r and "train_step_s" in ref else None)
+            inf_x = (r["infer_img_s"] / ref["infer_img_s"]
+                     if "infer_img_s" in r and "infer_img_s" in ref else None)
+            mode = r["mode"] + ("+c" if r["compile"] else "")
+            lines.append(f"{r['version']:7} {mode:5} {r['precision']:10} "
+                         f"{r['height']}x{r['width']:<5} {r['batch_size']:>2} "
+                         f"{_fmt(r.get('train_step_s'), '8.3f')} {_fmt(step_x, '6.2f')} "
+                         f"{_fmt(r.get('infer_img_s'), '11.1f')} {_fmt(inf_x, '7.2f')} "
+                         f"{r['peak_mem_mb']:8.0f}")
+        lines.append(f"({ref['device']}: {ref['device_name']}, torch {ref['torch']}, "
+                     f"{ref['threads']} threads, median of {ref['rounds']}x{ref['steps']} steps, "
+                     f"load {_fmt(ref['load_avg_1min'], '.1f')}; speed-ups vs the first row; "
+                     f"memory: {ref['peak_mem_kind']})")
+    for r in records:
+        if r.get("kind") == "data":
+            lines.append(f"data {r['version']} {r['height']}x{r['width']} B={r['batch_size']} "
+                         f"workers={r['workers']} cache={r['cache_frames']}: "
+                         f"{r['data_samples_s']:.1f} samples/s")
+    return "\n".join(lines)
+
+
+def merge_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One record from the rounds of one configuration: medians over all their steps."""
+    record = {k: v for k, v in rounds[0].items() if not k.startswith("_")}
+    record["rounds"] = len(rounds)
+    record["peak_mem_mb"] = max(r["peak_mem_mb"] for r in rounds)
+    record["load_avg_1min"] = max(r["load_avg_1min"] or 0.0 for r in rounds)
+    if "_train_times" in rounds[0]:
+        times = [t for r in rounds for t in r["_train_times"]]
+        record["train_step_s"] = statistics.median(times)
+        record["train_step_min_s"] = min(times)
+        record["train_samples_s"] = record["batch_size"] / record["train_step_s"]
+    if "_infer_times" in rounds[0]:
+        times = [t for r in rounds for t in r["_infer_times"]]
+        record["infer_batch_s"] = statistics.median(times)
+        record["infer_img_s"] = record["batch_size"] / record["infer_batch_s"]
+    return record
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """All runs the arguments ask for; each record is printed as it completes with --json.
+
+    With ``--rounds R`` the configurations are run in turn R times (plain, fast, bf16,
+    plain, …) and each figure is the median over all rounds' steps: on a shared machine
+    the load then weighs on every configuration alike.
+    """
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    plan = planned_runs(args)
+    rounds: list[list[dict[str, Any]]] = [[] for _ in plan]
+    for _ in range(args.rounds):
+        for i, (mode, precision) in enumerate(plan):
+            rounds[i].append(run_config(args, mode, precision))
+            gc.collect()
+    records = []
+    for per_config in rounds:
+        records.append(merge_rounds(per_config))
+        if args.json:
+            print(json.dumps(records[-1]), flush=True)
+    if args.data:
+        for record in run_data(args):
+            records.append(record)
+            if args.json:
+                print(json.dumps(record), flush=True)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    records = run(args)
+    if not args.json:
+        print(format_table(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

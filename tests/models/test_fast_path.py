@@ -1,0 +1,181 @@
+"""The fast path keeps the method: batched forwards, channels_last and bf16 autocast.
+
+In eval mode BatchNorm uses its running statistics, so batching the target and references
+into one DepthNet call (and the 2N pose pairs into one PoseNet call) must give the same
+outputs as one call per frame; channels_last is a memory layout only. In training mode the
+batched call normalises with the statistics of all frames of the step together, which is
+the one (documented) difference; the test below pins it down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from models.sc_depth import model_class
+
+H, W, B = 48, 64, 2
+
+
+def _hparams(version: str, batched: bool = True, channels_last: bool = True) -> dict[str, Any]:
+    return {"model_version": version, "no_pretrain": True, "dataset_name": "synthetic",
+            "no_batched_forwards": not batched, "no_channels_last": not channels_last}
+
+
+def _system(version: str = "v1", batched: bool = True, channels_last: bool = True,
+            state: dict | None = None) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = model_class(version)(_hparams(version, batched, channels_last))
+    if state is not None:
+        model.load_state_dict(state)
+    model.apply_fast_path()
+    return model
+
+
+def _batch(version: str, seed: int = 0) -> dict[str, Any]:
+    """TrainFolder-format batch: smooth random images, shifted references, a pinhole K."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.nn.functional.avg_pool2d(torch.rand(B, 3, H, W, generator=g), 5, 1, 2)
+    tgt = (base - 0.45) / 0.225
+    refs = [torch.roll(tgt, s, dims=3) + 0.02 * torch.randn(tgt.shape, generator=g)
+            for s in (-1, 1)]
+    K = torch.tensor([[30.0, 0, (W - 1) / 2], [0, 30.0, (H - 1) / 2], [0, 0, 1]]).expand(B, 3, 3)
+    batch = {"tgt": tgt, "refs": refs, "K": K.contiguous(), "K_inv": torch.linalg.inv(K)}
+    if version == "v3":
+        batch["tgt_prior"] = 1.0 + torch.rand(B, 1, H, W, generator=g)
+    return batch
+
+
+def _randomise_bn_stats(model: torch.nn.Module) -> None:
+    """Non-trivial running statistics, so eval-mode BatchNorm is not the identity map."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
+            m.running_var.copy_(1.0 + 0.2 * torch.rand(m.running_var.shape, generator=g))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a shared, oversubscribed CPU, OpenMP barriers of several
+    threads cost far more than they gain for these tiny tensors."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def v1_state() -> dict:
+    model = _system("v1")
+    _randomise_bn_stats(model)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_batched_forwards_match_per_frame_calls_in_eval(v1_state: dict) -> None:
+    batch = _batch("v1")
+    fast = _system("v1", batched=True, state=v1_state).eval()
+    plain = _system("v1", batched=False, state=v1_state).eval()
+    with torch.no_grad():
+        d_fast, refs_fast = fast.predict_depths(batch["tgt"], batch["refs"])
+        d_plain, refs_plain = plain.predict_depths(batch["tgt"], batch["refs"])
+        p_fast, pinv_fast = fast.predict_poses(batch["tgt"], batch["refs"])
+        p_plain, pinv_plain = plain.predict_poses(batch["tgt"], batch["refs"])
+    assert d_fast.shape == (B, 1, H, W) and len(refs_fast) == 2
+    torch.testing.assert_close(d_fast, d_plain, rtol=1e-5, atol=1e-5)
+    for a, b in zip(refs_fast, refs_plain):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(p_fast + pinv_fast, p_plain + pinv_plain):
+        assert a.shape == (B, 3, 4)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # the two directions are separate predictions, not one the inverse of the other
+    assert not torch.allclose(p_fast[0][:, :, 3], -pinv_fast[0][:, :, 3], atol=1e-7)
+
+
+def test_channels_last_matches_nchw(v1_state: dict) -> None:
+    batch = _batch("v1")
+    cl = _system("v1", channels_last=True, state=v1_state).eval()
+    nchw = _system("v1", channels_last=False, state=v1_state).eval()
+    assert cl.depth_net.encoder.encoder.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(cl(batch["tgt"]), nchw(batch["tgt"]), rtol=1e-5, atol=1e-5)
+        pc, _ = cl.predict_poses(batch["tgt"], batch["refs"])
+        pn, _ = nchw.predict_poses(batch["tgt"], batch["refs"])
+    for a, b in zip(pc, pn):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # the layout does not leak into the state dict: same keys, same values
+    assert cl.state_dict().keys() == nchw.state_dict().keys()
+
+
+def test_channels_last_training_loss_matches_plain(v1_state: dict) -> None:
+    """In train mode too (per-frame calls, so BatchNorm sees the same batches)."""
+    batch = _batch("v1")
+    cl = _system("v1", batched=False, channels_last=True, state=v1_state).train()
+    plain = _system("v1", batched=False, channels_last=False, state=v1_state).train()
+    terms_cl, _ = cl.loss_terms(batch)
+    terms_plain, _ = plain.loss_terms(batch)
+    for name in terms_plain:
+        torch.testing.assert_close(terms_cl[name], terms_plain[name], rtol=1e-4, atol=1e-6)
+
+
+def test_batchnorm_statistics_under_batched_training(v1_state: dict) -> None:
+    """Batched: one BatchNorm update per step over all (1+N)·B frames; per frame: 1+N."""
+    batch = _batch("v1")
+    fast = _system("v1", batched=True, state=v1_state).train()
+    plain = _system("v1", batched=False, state=v1_state).train()
+    fast.predict_depths(batch["tgt"], batch["refs"])
+    plain.predict_depths(batch["tgt"], batch["refs"])
+    bn_fast = fast.depth_net.encoder.encoder.bn1
+    bn_plain = plain.depth_net.encoder.encoder.bn1
+    assert int(bn_fast.num_batches_tracked) == 1
+    assert int(bn_plain.num_batches_tracked) == 3
+    # with the statistics of the whole step, the batched call equals a per-frame call in
+    # which BatchNorm is given those statistics: BN in train mode on the stacked frames
+    stacked = torch.cat([batch["tgt"], *batch["refs"]])
+    ref = _system("v1", batched=False, state=v1_state).train()
+    with torch.no_grad():
+        d_all = ref.depth_net(stacked)[:B]
+        d_fast, _ = fast.predict_depths(batch["tgt"], batch["refs"])
+    torch.testing.assert_close(d_fast.detach(), d_all, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_bf16_autocast_loss_terms_close_to_fp32(version: str) -> None:
+    batch = _batch(version)
+    model = _system(version).train()
+    torch.manual_seed(3)  # V3's pair sampling draws from the global RNG
+    terms32, _ = model.loss_terms(batch)
+    torch.manual_seed(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms16, context = model.loss_terms(batch)
+        total = model.total_loss(terms16)
+    assert set(terms16) == set(terms32)
+    # the losses themselves run in fp32 (full_precision), on depths cast back to fp32
+    assert context["tgt_depth"].dtype == torch.float32
+    for name, value in terms16.items():
+        assert value.dtype == torch.float32, name
+        assert torch.isfinite(value), name
+        # bf16 networks: ~3 significant digits in the depths and poses
+        torch.testing.assert_close(value.detach(), terms32[name].detach(), rtol=0.1, atol=2e-3)
+    total.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_network_heads_stay_fp32_under_bf16_autocast() -> None:
+    """The disparity sigmoid and the pose average run in fp32 even under autocast."""
+    from models.depth_net import DepthNet
+    from models.pose_net import PoseNet
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    depth_net, pose_net = DepthNet().eval(), PoseNet().eval()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        depth = depth_net(x)
+        pose = pose_net(x, x.flip(-1))
+    assert depth.dtype == torch.float32 and pose.dtype == torch.float32
+    # fp32 sigmoid: depth takes more distinct values than bf16's 256 steps per octave allow
+    assert depth.unique().numel() > 1000

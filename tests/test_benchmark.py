@@ -1,0 +1,133 @@
+"""Smoke runs of scripts/benchmark.py (one step, tiny images) and the frame cache.
+
+No timing is asserted: only that every figure is produced, positive and well-formed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmark = _load_benchmark()
+
+KEYS = {"version", "mode", "precision", "height", "width", "batch_size", "device", "torch",
+        "threads", "train_step_s", "infer_img_s", "peak_mem_mb", "peak_mem_kind"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors on a shared CPU: one thread is faster
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_compare_json_records(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--version", "v1", "--height", "64", "--width", "80", "--batch_size", "2",
+            "--steps", "1", "--warmup", "0", "--device", "cpu", "--compare", "--json"]
+    assert benchmark.main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert [(r["mode"], r["precision"]) for r in records] == [
+        ("plain", "32"), ("fast", "32"), ("fast", "bf16-mixed")]
+    for r in records:
+        assert r.keys() >= KEYS
+        assert (r["height"], r["width"], r["batch_size"], r["device"]) == (64, 80, 2, "cpu")
+        assert r["train_step_s"] > 0 and r["infer_img_s"] > 0 and r["peak_mem_mb"] > 0
+        assert r["threads"] == 1 and r["torch"] == torch.__version__
+    table = benchmark.format_table(records)
+    assert table.count("\n") >= 4 and "bf16-mixed" in table and "plain" in table
+
+
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_train_step_of_later_versions(version: str) -> None:
+    """V2 (ARN) and V3 (needs tgt_prior, K_inv) run through the same harness."""
+    args = benchmark.get_parser().parse_args(
+        ["--version", version, "--height", "64", "--width", "64", "--batch_size", "2",
+         "--steps", "1", "--warmup", "0", "--device", "cpu", "--skip", "infer"])
+    (record,) = benchmark.run(args)
+    assert record["train_step_s"] > 0 and "infer_img_s" not in record
+    assert record["mode"] == "fast" and record["precision"] == "32"
+
+
+def test_synthetic_batch_format() -> None:
+    batch = benchmark.synthetic_batch("v3", 2, 32, 48, torch.device("cpu"))
+    assert batch["tgt"].shape == (2, 3, 32, 48)
+    assert len(batch["refs"]) == 2 and batch["refs"][0].shape == (2, 3, 32, 48)
+    assert batch["K"].shape == (2, 3, 3)
+    torch.testing.assert_close(batch["K"] @ batch["K_inv"], torch.eye(3).expand(2, 3, 3))
+    assert batch["tgt_prior"].shape == (2, 1, 32, 48) and (batch["tgt_prior"] > 0).all()
+    assert "tgt_prior" not in benchmark.synthetic_batch("v1", 2, 32, 48, torch.device("cpu"))
+
+
+def test_plain_and_fast_hparams() -> None:
+    plain = benchmark.model_hparams("v1", "plain", compile_=True)
+    fast = benchmark.model_hparams("v1", "fast")
+    assert plain["no_batched_forwards"] and plain["no_channels_last"] and not plain["compile"]
+    assert not fast["no_batched_forwards"] and not fast["no_channels_last"]
+    with pytest.raises(ValueError):
+        benchmark.model_hparams("v1", "both")
+    with pytest.raises(ValueError, match="CUDA"):
+        benchmark.autocast_context("16-mixed", torch.device("cpu"))
+
+
+def test_data_pipeline_throughput(tiny_dataset: Path, capsys: pytest.CaptureFixture[str]
+                                  ) -> None:
+    args = benchmark.get_parser().parse_args(
+        ["--data", "--data_dir", str(tiny_dataset), "--workers", "0", "--height", "64",
+         "--width", "80", "--batch_size", "2", "--steps", "2", "--warmup", "1",
+         "--skip", "train", "infer", "--cache_frames"])
+    records = benchmark.run_data(args)
+    assert len(records) == 1
+    assert records[0]["workers"] == 0 and records[0]["cache_frames"] is True
+    assert records[0]["data_samples_s"] > 0
+
+
+def test_frame_cache_returns_equal_copies(tiny_dataset: Path) -> None:
+    """--cache_frames: the same samples as without it, decoded once, safe to modify."""
+    from datasets.depth_io import read_image
+    from datasets.video_folder import FrameCache, TrainFolder, ValidationDepthSet
+
+    root = tiny_dataset / "training"
+    plain, cached = TrainFolder(root), TrainFolder(root, cache_frames=True)
+    for _ in range(2):  # second pass: every frame from the cache
+        for i in (0, 1):
+            a, b = plain[i], cached[i]
+            torch.testing.assert_close(a["tgt"], b["tgt"], rtol=0, atol=0)
+            for ra, rb in zip(a["refs"], b["refs"]):
+                torch.testing.assert_close(ra, rb, rtol=0, atol=0)
+    assert cached.cache.hits > 0 and cached.cache.misses == len(cached.cache)
+
+    val_plain = ValidationDepthSet(root, "synthetic")
+    val_cached = ValidationDepthSet(root, "synthetic", cache_frames=True)
+    for _ in range(2):
+        torch.testing.assert_close(val_plain[0]["gt_depth"], val_cached[0]["gt_depth"])
+        torch.testing.assert_close(val_plain[0]["tgt"], val_cached[0]["tgt"], rtol=0, atol=0)
+
+    cache = FrameCache()
+    path = plain.samples[0][1]
+    first = cache.get(path, read_image)
+    first[:] = -1.0  # a caller's modification must not reach the cache
+    again = cache.get(path, read_image)
+    np.testing.assert_array_equal(again, read_image(path))
+    assert again.dtype == np.float32 and cache.nbytes == again.size  # kept as uint8
+
+    small = FrameCache(max_bytes=again.size)  # room for one frame: LRU eviction
+    small.get(path, read_image)
+    small.get(plain.samples[1][1], read_image)
+    assert len(small) == 1 and small.nbytes <= small.max_bytes
