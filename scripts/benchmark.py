@@ -51,18 +51,23 @@ COMPARE_RUNS = (("plain", "32"), ("fast", "32"), ("fast", "bf16-mixed"))
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--version", choices=("v1", "v2", "v3"), default="v1")
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--batch_size", type=int, default=4)
-    p.add_argument("--precision", choices=PRECISIONS, default="32")
+    p.add_argument("--version", choices=("v1", "v2", "v3"), default="v1",
+                   help="which system's training step to time")
+    p.add_argument("--height", type=int, default=256, help="input height")
+    p.add_argument("--width", type=int, default=320, help="input width")
+    p.add_argument("--batch_size", type=int, default=4,
+                   help="samples per training step and images per inference call")
+    p.add_argument("--precision", choices=PRECISIONS, default="32",
+                   help="32, or autocast bf16/fp16 with the losses kept in fp32")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="cpu or cuda (default: cuda when available)")
     p.add_argument("--steps", type=int, default=10, help="timed steps (the median is reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     p.add_argument("--rounds", type=int, default=1,
                    help="run the configurations in turn this many times (shared machines)")
-    p.add_argument("--mode", choices=("fast", "plain", "both"), default="fast")
+    p.add_argument("--mode", choices=("fast", "plain", "both"), default="fast",
+                   help="fast: batched forwards + channels_last; plain: one call per frame, "
+                        "NCHW; both: each in turn")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (fast)")
     p.add_argument("--compare", action="store_true",
                    help="run plain-fp32, fast-fp32, fast-bf16 side by side, print speed-ups")
@@ -76,7 +81,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="DataLoader worker counts for --data")
     p.add_argument("--cache_frames", action="store_true", help="--data with the frame cache")
     p.add_argument("--json", action="store_true", help="one JSON object per run per line")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random batches")
     return p
 
 
