@@ -126,19 +126,9 @@ def scene_dirs(dataset_dir: Path) -> list[Path]:
     training = dataset_dir / "training"
     if not dataset_dir.is_dir():
         raise UsageError(f"dataset folder not found: {dataset_dir}")
-    lists = [training / name for name in ("train.txt", "val.txt")]
-    if not any(p.is_file() for p in lists):
-        raise UsageError(f"no training/train.txt or training/val.txt in {dataset_dir}")
-    names: list[str] = []
-    for list_file in lists:
-        if list_file.is_file():
-            names += [n.strip() for n in list_file.read_text().splitlines() if n.strip()]
-    scenes = [training / n for n in dict.fromkeys(names)]
-    missing = [p.name for p in scenes if not p.is_dir()]
-    if missing:
-        raise UsageError(f"scene folders listed in train.txt/val.txt but missing in {training}: "
-                         f"{', '.join(missing)}")
-    return scenes
+    from datasets.video_folder import listed_scenes
+
+    return listed_scenes(training)
 
 
 def frame_jobs(scenes: Sequence[Path], output_subdir: str, skip_existing: bool

@@ -86,19 +86,11 @@ def scene_dirs(dataset_dir: Path) -> list[Path]:
         raise UsageError(f"dataset folder not found: {dataset_dir}")
     if not training.is_dir():
         raise UsageError(f"no training/ folder in {dataset_dir}")
-    lists = [training / name for name in ("train.txt", "val.txt")]
-    if not any(p.is_file() for p in lists):
+    if not any((training / name).is_file() for name in ("train.txt", "val.txt")):
         return sorted(p for p in training.iterdir() if p.is_dir())
-    names: list[str] = []
-    for list_file in lists:
-        if list_file.is_file():
-            names += [n.strip() for n in list_file.read_text().splitlines() if n.strip()]
-    scenes = [training / n for n in dict.fromkeys(names)]
-    missing = [p.name for p in scenes if not p.is_dir()]
-    if missing:
-        raise UsageError(f"scene folders listed in train.txt/val.txt but missing in {training}: "
-                         f"{', '.join(missing)}")
-    return scenes
+    from datasets.video_folder import listed_scenes
+
+    return listed_scenes(training)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,8 +36,18 @@ from datasets.depth_io import (
 )
 from datasets.transforms import ToTensor, Transform
 
-__all__ = ["FrameCache", "TestDepthSet", "TrainFolder", "ValidationDepthSet", "pair_by_name",
-           "read_dynamic_colors", "read_frame_index", "read_scene_list", "scene_dirs"]
+__all__ = [
+    "FrameCache",
+    "TestDepthSet",
+    "TrainFolder",
+    "ValidationDepthSet",
+    "listed_scenes",
+    "pair_by_name",
+    "read_dynamic_colors",
+    "read_frame_index",
+    "read_scene_list",
+    "scene_dirs",
+]
 
 # Default budget of --cache_frames per process (each DataLoader worker holds its own copy).
 CACHE_BYTES = 2 << 30
@@ -115,6 +125,16 @@ def scene_dirs(root: Path, split_file: str) -> list[Path]:
         if not scene.is_dir():
             raise DatasetError(f"scene listed in {root / split_file} does not exist: {scene}")
     return scenes
+
+
+def listed_scenes(training: Path) -> list[Path]:
+    """The scene folders of ``train.txt`` and ``val.txt`` (either may be absent, not both),
+    in order, without repeats; a listed scene that does not exist -> DatasetError."""
+    lists = [name for name in ("train.txt", "val.txt") if (training / name).is_file()]
+    if not lists:
+        raise DatasetError(f"no train.txt or val.txt in {training}")
+    scenes = [scene for name in lists for scene in scene_dirs(training, name)]
+    return list(dict.fromkeys(scenes))
 
 
 def _stems(paths: Iterable[Path]) -> dict[str, Path]:

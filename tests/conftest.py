@@ -36,3 +36,18 @@ def tiny_train_args(dataset: Path, log_dir: Path, *extra: str) -> list[str]:
             "--epoch_size", "2", "--num_epochs", "1", "--num_workers", "0",
             "--accelerator", "cpu", "--log_dir", str(log_dir), "--log_every_n_steps", "1",
             *extra]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised V1 checkpoint in our layout (state_dict + hyper_parameters)."""
+    import torch
+
+    from models.sc_depth import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"model_version": "v1", "no_pretrain": True, "resnet_layers": 18})
+    path = tmp_path_factory.mktemp("ckpt") / "v1.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
+               path)
+    return path

@@ -14,7 +14,6 @@ import torch
 import eval_pose
 from datasets.depth_io import DatasetError
 from geometry import pose_vec2mat
-from models.sc_depth import build_model
 from utils.cli import UsageError
 
 SIZE = ["--img_height", "48", "--img_width", "64", "--device", "cpu"]
@@ -30,16 +29,6 @@ def dataset(tmp_path_factory) -> Path:
         generate_dataset(root, scenes=1, frames=6, val_scenes=1, test_scenes=1, height=64,
                          width=80, progress=False)
     return root
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v1", "no_pretrain": True, "resnet_layers": 18})
-    path = tmp_path_factory.mktemp("ckpt") / "v1.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               path)
-    return path
 
 
 # Per-frame motions T_{t→t+1} of a hand-made, non-planar sequence (a planar one could be

@@ -5,26 +5,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import export
-from models.sc_depth import build_model, load_from_checkpoint
+from models.sc_depth import load_from_checkpoint
 
 SIZE = ["--img_height", "48", "--img_width", "64"]
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v1", "no_pretrain": True, "resnet_layers": 18})
-    path = tmp_path_factory.mktemp("ckpt") / "v1.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               path)
-    return path
 
 
 def test_max_relative_error_hand_computed():

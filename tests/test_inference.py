@@ -11,22 +11,12 @@ import torch
 
 import inference
 from geometry import scale_intrinsics
-from models.sc_depth import build_model, load_from_checkpoint
+from models.sc_depth import load_from_checkpoint
 from utils.cli import UsageError, run_main
 from utils.pointcloud import depth_to_points, read_ply, write_ply
 
 NET = ["--img_height", "48", "--img_width", "64", "--device", "cpu"]
 K_IN = np.array([[60.0, 0.0, 45.0], [0.0, 55.0, 35.0], [0.0, 0.0, 1.0]], dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v1", "no_pretrain": True, "resnet_layers": 18})
-    path = tmp_path_factory.mktemp("ckpt") / "v1.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               path)
-    return path
 
 
 def textured(h: int, w: int, seed: int) -> np.ndarray:
