@@ -51,3 +51,14 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
                path)
     return path
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1 training scene (driving) × 6 frames, 1 val, 1 test, 64×80: read-only for the tools."""
+    from datasets.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic_1x6_64x80") / "data"
+    generate_dataset(root, scenes=1, frames=6, val_scenes=1, test_scenes=1, height=64,
+                     width=80, progress=False)
+    return root

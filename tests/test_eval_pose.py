@@ -19,18 +19,6 @@ from utils.cli import UsageError
 SIZE = ["--img_height", "48", "--img_width", "64", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    from datasets.synthetic import generate_dataset
-
-    # Shared with the other tool tests of this session (same arguments, read-only use).
-    root = tmp_path_factory.getbasetemp() / "synthetic_1x6_64x80" / "data"
-    if not (root / "summary.json").is_file():
-        generate_dataset(root, scenes=1, frames=6, val_scenes=1, test_scenes=1, height=64,
-                         width=80, progress=False)
-    return root
-
-
 # Per-frame motions T_{t→t+1} of a hand-made, non-planar sequence (a planar one could be
 # mirrored by a rotation and hide a wrong chaining order).
 MOTIONS = torch.tensor([[0.02 * t, 0.05, -0.5 + 0.03 * t, 0.01, 0.04 - 0.01 * t, 0.02]

@@ -100,18 +100,6 @@ def published_v1(tmp_path_factory) -> Path:
     return write_published(tmp_path_factory.mktemp("published") / "kitti_scv1.ckpt", "v1", 18)
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    from datasets.synthetic import generate_dataset
-
-    # Shared with the other tool tests of this session (same arguments, read-only use).
-    root = tmp_path_factory.getbasetemp() / "synthetic_1x6_64x80" / "data"
-    if not (root / "summary.json").is_file():
-        generate_dataset(root, scenes=1, frames=6, val_scenes=1, test_scenes=1, height=64,
-                         width=80, progress=False)
-    return root
-
-
 def test_the_file_really_needs_the_namespace(published_v1):
     """PyTorch's default weights_only loading refuses it: the allow-list is what loads it."""
     with pytest.raises(pickle.UnpicklingError):
