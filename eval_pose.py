@@ -262,8 +262,7 @@ def plot_trajectories(results: list[dict[str, Any]], path: Path, size: int = 480
     one panel per scene, drawn with OpenCV (no plotting dependency)."""
     import cv2
 
-    from inference import encode_image
-    from utils.io import write_atomic
+    from utils.io import encode_image, write_atomic
 
     panels = []
     for r in results:

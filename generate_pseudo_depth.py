@@ -45,11 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import configargparse
-import cv2
 import numpy as np
 
 from utils.cli import OneLineConfigParser, UsageError, run_main
-from utils.io import write_atomic
+from utils.io import encode_image, write_atomic
 
 PROG = "generate_pseudo_depth.py"
 PRIOR_MAX = 60000  # the maximum of every published LeReS PNG (SPEC §3 V3)
@@ -299,14 +298,6 @@ def encode_prior(depth: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint16)
 
 
-def write_png_atomic(path: Path, array: np.ndarray) -> None:
-    """Encode ``array`` as PNG into a temporary file next to ``path``, then os.replace."""
-    ok, data = cv2.imencode(".png", array)
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    write_atomic(path, data.tobytes())
-
-
 # ----------------------------------------------------------------------------------- run
 def run(opts: argparse.Namespace) -> int:
     """Write the priors of every train/val frame of ``opts.dataset_dir``; prints a summary."""
@@ -350,7 +341,7 @@ def run(opts: argparse.Namespace) -> int:
             for out, p in zip(outs, pred[:, 0].cpu().numpy()):
                 prior = encode_prior(to_depth(p, kind, opts.min_disparity_ratio))
                 empty += int(not prior.any())
-                write_png_atomic(out, prior)
+                write_atomic(out, encode_image(prior, ".png"))
                 written += 1
                 bar.update()
     print(f"wrote {written} priors to <scene>/{opts.output_subdir}/ "

@@ -26,7 +26,7 @@ import numpy as np
 
 from config import parse_options
 from utils.cli import UsageError, run_main
-from utils.io import write_atomic
+from utils.io import encode_image, write_atomic
 
 
 @dataclass
@@ -46,18 +46,6 @@ class Summary:
 
     def wrote(self, kind: str) -> None:
         self.written[kind] = self.written.get(kind, 0) + 1
-
-
-def encode_image(img: np.ndarray, suffix: str) -> bytes:
-    """img: ``[H,W,3]`` uint8 RGB or ``[H,W]`` uint16 -> encoded .jpg/.png bytes."""
-    import cv2
-
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(suffix, img)
-    if not ok:
-        raise OSError(f"could not encode a {suffix} image")
-    return buf.tobytes()
 
 
 def depth_to_png16(depth: np.ndarray, scale: float = 1.0) -> np.ndarray:
