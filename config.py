@@ -134,6 +134,9 @@ def _add_training(parser: configargparse.ArgumentParser) -> None:
                    help="run DepthNet/PoseNet once per frame/pair instead of one batched call")
     g.add_argument("--no_channels_last", action="store_true",
                    help="keep NCHW memory layout instead of channels_last")
+    g.add_argument("--no_fused_ssim", action="store_true",
+                   help="SSIM as five separate 7x7 mean pools (the public code's form) "
+                        "instead of one separable pool over the stacked moments")
     g.add_argument("--resume", nargs="?", const="last", default=None, metavar="FILE",
                    help="continue training: alone, from the newest run of --exp_name's "
                         "last.ckpt; with a file, from that checkpoint (optimizer, epoch "

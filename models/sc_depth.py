@@ -53,6 +53,7 @@ class SCDepthV1(pl.LightningModule):
             no_auto_mask=hp.get("no_auto_mask", False),
             no_dynamic_mask=hp.get("no_dynamic_mask", False),
             no_min_optimize=hp.get("no_min_optimize", False),
+            fused_ssim=not hp.get("no_fused_ssim", False),
         )
         self.loss_weights: dict[str, float] = {
             "photo_loss": hp.get("photo_weight", 1.0),

@@ -5,8 +5,9 @@
     python scripts/benchmark.py --data --workers 0 2 --steps 20
 
 Modes: ``plain`` is our own eager path without the optimisations (one DepthNet call per
-frame, one PoseNet call per pair, NCHW, no compile); ``fast`` is the default path (batched
-forwards, channels_last, and ``--compile`` if asked). ``--compare`` runs plain-fp32,
+frame, one PoseNet call per pair, NCHW, SSIM as five 7×7 pools, no compile); ``fast`` is the
+default path (batched forwards, channels_last, fused separable SSIM, and ``--compile`` if
+asked). ``--compare`` runs plain-fp32,
 fast-fp32 and fast-bf16 side by side, one after the other in this process, and prints the
 speed-ups. Each timed figure is the median of ``--steps`` steps after ``--warmup`` steps.
 
@@ -66,8 +67,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=1,
                    help="run the configurations in turn this many times (shared machines)")
     p.add_argument("--mode", choices=("fast", "plain", "both"), default="fast",
-                   help="fast: batched forwards + channels_last; plain: one call per frame, "
-                        "NCHW; both: each in turn")
+                   help="fast: batched forwards + channels_last + fused SSIM; plain: one "
+                        "call per frame, NCHW, five-pool SSIM; both: each in turn")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (fast)")
     p.add_argument("--compare", action="store_true",
                    help="run plain-fp32, fast-fp32, fast-bf16 side by side, print speed-ups")
@@ -93,7 +94,8 @@ def model_hparams(version: str, mode: str, compile_: bool = False) -> dict[str, 
     plain = mode == "plain"
     return {"model_version": version, "no_pretrain": True, "resnet_layers": 18,
             "dataset_name": "synthetic", "no_batched_forwards": plain,
-            "no_channels_last": plain, "compile": compile_ and not plain, "lr": 1e-4}
+            "no_channels_last": plain, "no_fused_ssim": plain,
+            "compile": compile_ and not plain, "lr": 1e-4}
 
 
 def build_system(version: str, mode: str, device: torch.device, compile_: bool = False

@@ -72,6 +72,29 @@ def test_ssim_range_and_gradcheck_float64():
 # ----------------------------------------------------------------------------- masked_mean
 
 
+
+def test_fused_ssim_equals_the_five_pool_reference():
+    # The fused path (separable mean filter over the stacked moments, channels_last) is the
+    # same mean filter as five 7×7 pools; only the summation order differs.
+    torch.manual_seed(3)
+    x, y = torch.rand(2, 3, 20, 23), torch.rand(2, 3, 20, 23)
+    fused, reference = SSIM(fused=True)(x, y), SSIM(fused=False)(x, y)
+    assert fused.shape == reference.shape == x.shape
+    assert torch.allclose(fused, reference, atol=1e-5)
+    xd = x[:1, :, :9, :10].double().requires_grad_()
+    yd = y[:1, :, :9, :10].double().requires_grad_()
+    assert torch.autograd.gradcheck(SSIM(fused=True), (xd, yd))
+
+
+def test_fused_ssim_local_mean_hand_value():
+    # A 7×7 window sees a single 1 among zeros: every local mean covering it is 1/49.
+    ssim = SSIM(fused=True)
+    x = torch.zeros(1, 1, 13, 13)
+    x[0, 0, 6, 6] = 1.0
+    mu_x = ssim.local_means(x, x)[0]  # unpadded input: 7×7 output
+    assert torch.allclose(mu_x, torch.full((1, 1, 7, 7), 1 / 49))
+
+
 def test_masked_mean_values_and_degenerate_case():
     x = torch.arange(200.0).reshape(1, 1, 10, 20).requires_grad_()
     mask = torch.zeros(1, 1, 10, 20)

@@ -257,3 +257,44 @@ def test_depth_state_dict_round_trip(tmp_path: Path) -> None:
         assert not torch.allclose(src(x), dst(x))
         dst.load_state_dict(torch.load(path, weights_only=True), strict=True)
         torch.testing.assert_close(dst(x), src(x), rtol=0, atol=0)
+
+
+def test_elu_equals_torch_elu_and_its_gradient_float64() -> None:
+    from models.depth_net import ELU, elu
+
+    x = torch.tensor([-30.0, -2.0, -1e-3, 0.0, 1e-3, 0.5, 3.0], dtype=torch.float64)
+    assert torch.allclose(elu(x), F.elu(x), atol=1e-15, rtol=0)
+    # the custom backward (ELU's derivative from the output) against finite differences,
+    # and against autograd of F.elu away from the kink
+    xg = torch.linspace(-3, 3, 14, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(ELU(), (xg,))
+    ELU()(xg).sum().backward()
+    expected = torch.where(xg > 0, torch.ones_like(xg), xg.exp()).detach()
+    assert torch.allclose(xg.grad, expected, atol=1e-12)
+
+
+def test_elu_keeps_dtype_and_trains_in_place_of_nn_elu() -> None:
+    from models.depth_net import ELU
+
+    x = torch.randn(2, 4, 5, 6).bfloat16()
+    assert ELU()(x).dtype == torch.bfloat16
+    # only the output is saved for backward, as with nn.ELU(inplace=True)
+    xr = torch.randn(3, 3, requires_grad=True)
+    y = ELU()(xr)
+    assert y.grad_fn is not None and len(y.grad_fn.saved_tensors) == 1
+
+
+def test_decoder_padding_keeps_bf16_under_cpu_autocast() -> None:
+    # CPU autocast lists reflection_pad2d as an fp32 op; Conv3x3 pads outside autocast so a
+    # bf16 activation is not upcast for the pad and cast back for the convolution.
+    from models.depth_net import Conv3x3
+
+    conv = Conv3x3(4, 2)
+    seen: list[torch.dtype] = []
+    conv.conv.register_forward_pre_hook(lambda _m, args: seen.append(args[0].dtype))
+    with torch.autocast("cpu", torch.bfloat16):
+        out = conv(torch.randn(1, 4, 6, 7).bfloat16())
+    assert seen == [torch.bfloat16] and out.dtype == torch.bfloat16
+    ref = F.conv2d(F.pad(torch.ones(1, 4, 6, 7), (1, 1, 1, 1), mode="reflect"),
+                   conv.conv.weight, conv.conv.bias)
+    assert torch.allclose(conv(torch.ones(1, 4, 6, 7)), ref, atol=1e-6)
