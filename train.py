@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     from models.sc_depth import NonFiniteLossError, build_model
     from utils.checkpoint import SAFE_GLOBALS, checkpoint_state_dict, load_checkpoint
 
+    if not opts.no_malloc_tuning:
+        from utils.allocator import keep_freed_memory
+
+        keep_freed_memory()  # before the first large tensor; see utils/allocator.py
     resume_ckpt, resume_version = resolve_resume(opts)
     if resume_ckpt is not None:
         load_checkpoint(resume_ckpt)  # refuses unsafe or broken files before Lightning does

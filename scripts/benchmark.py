@@ -30,6 +30,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +44,8 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 import torch  # noqa: E402
+
+from utils.allocator import keep_freed_memory  # noqa: E402
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 MODES = ("fast", "plain")
@@ -82,6 +85,13 @@ def get_parser() -> argparse.ArgumentParser:
                    help="DataLoader worker counts for --data")
     p.add_argument("--cache_frames", action="store_true", help="--data with the frame cache")
     p.add_argument("--json", action="store_true", help="one JSON object per run per line")
+    p.add_argument("--in_process", action="store_true",
+                   help="run every configuration in this process (default: each in a fresh "
+                        "process, so memory peaks and allocator settings do not carry over; "
+                        "in-process runs never tune the allocator)")
+    p.add_argument("--no_malloc_tuning", action="store_true",
+                   help="fast mode without utils.allocator.keep_freed_memory")
+    p.add_argument("--_run", default=None, help=argparse.SUPPRESS)  # run_isolated's child
     p.add_argument("--seed", type=int, default=0, help="seed of the random batches")
     return p
 
@@ -297,10 +307,17 @@ def run_config(args: argparse.Namespace, mode: str, precision: str) -> dict[str,
     """One benchmark run: the settings, peak memory and the raw step times
     (``_train_times``, ``_infer_times``; see :func:`merge_rounds`)."""
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # Process-wide, so only in a process of its own (run_isolated): the plain reference
+    # keeps glibc's default allocator.
+    tune = mode == "fast" and not args.no_malloc_tuning and not args.in_process
+    tune = tune and keep_freed_memory()
     torch.manual_seed(args.seed)
     record: dict[str, Any] = {
         "version": args.version, "mode": mode, "precision": precision,
-        "compile": bool(args.compile and mode == "fast"), "height": args.height,
+        "compile": bool(args.compile and mode == "fast"), "malloc_tuning": tune,
+        "isolated": not args.in_process, "height": args.height,
         "width": args.width, "batch_size": args.batch_size, "device": device.type,
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                         else platform.processor() or platform.machine()),
@@ -323,6 +340,18 @@ def run_config(args: argparse.Namespace, mode: str, precision: str) -> dict[str,
     record["peak_mem_mb"] = mem.mb
     record["peak_mem_kind"] = mem.kind
     return record
+
+
+def run_isolated(args: argparse.Namespace, mode: str, precision: str) -> dict[str, Any]:
+    """:func:`run_config` in a fresh process (this script again, with the settings as JSON):
+    its peak memory is its own, and the allocator setting of a fast run cannot leak into
+    the plain reference."""
+    settings = json.dumps({**vars(args), "_mode": mode, "_precision": precision})
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_run", settings],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark run {mode}/{precision} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run_data(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -413,7 +442,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rounds: list[list[dict[str, Any]]] = [[] for _ in plan]
     for _ in range(args.rounds):
         for i, (mode, precision) in enumerate(plan):
-            rounds[i].append(run_config(args, mode, precision))
+            runner = run_config if args.in_process else run_isolated
+            rounds[i].append(runner(args, mode, precision))
             gc.collect()
     records = []
     for per_config in rounds:
@@ -430,6 +460,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
+    if args._run is not None:  # one configuration for run_isolated: its record as JSON
+        settings = json.loads(args._run)
+        mode, precision = settings.pop("_mode"), settings.pop("_precision")
+        print(json.dumps(run_config(argparse.Namespace(**settings), mode, precision)))
+        return 0
     records = run(args)
     if not args.json:
         print(format_table(records))

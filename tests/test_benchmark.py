@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,9 @@ def _one_thread():
 
 def test_compare_json_records(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--version", "v1", "--height", "64", "--width", "80", "--batch_size", "2",
-            "--steps", "1", "--warmup", "0", "--device", "cpu", "--compare", "--json"]
-    assert benchmark.main(argv) == 0
+            "--steps", "1", "--warmup", "0", "--device", "cpu", "--compare", "--json",
+            "--threads", "1"]
+    assert benchmark.main(argv) == 0  # each configuration in a spawned process
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]
     assert [(r["mode"], r["precision"]) for r in records] == [
@@ -50,6 +52,9 @@ def test_compare_json_records(capsys: pytest.CaptureFixture[str]) -> None:
         assert (r["height"], r["width"], r["batch_size"], r["device"]) == (64, 80, 2, "cpu")
         assert r["train_step_s"] > 0 and r["infer_img_s"] > 0 and r["peak_mem_mb"] > 0
         assert r["threads"] == 1 and r["torch"] == torch.__version__
+        assert r["isolated"] is True
+        # the allocator is tuned only in the fast runs' own processes (glibc: always here)
+        assert r["malloc_tuning"] == (r["mode"] == "fast" and sys.platform == "linux")
     table = benchmark.format_table(records)
     assert table.count("\n") >= 4 and "bf16-mixed" in table and "plain" in table
 
@@ -59,9 +64,11 @@ def test_train_step_of_later_versions(version: str) -> None:
     """V2 (ARN) and V3 (needs tgt_prior, K_inv) run through the same harness."""
     args = benchmark.get_parser().parse_args(
         ["--version", version, "--height", "64", "--width", "64", "--batch_size", "2",
-         "--steps", "1", "--warmup", "0", "--device", "cpu", "--skip", "infer"])
+         "--steps", "1", "--warmup", "0", "--device", "cpu", "--skip", "infer",
+         "--in_process"])
     (record,) = benchmark.run(args)
     assert record["train_step_s"] > 0 and "infer_img_s" not in record
+    assert record["isolated"] is False and record["malloc_tuning"] is False
     assert record["mode"] == "fast" and record["precision"] == "32"
 
 
@@ -79,6 +86,7 @@ def test_plain_and_fast_hparams() -> None:
     plain = benchmark.model_hparams("v1", "plain", compile_=True)
     fast = benchmark.model_hparams("v1", "fast")
     assert plain["no_batched_forwards"] and plain["no_channels_last"] and not plain["compile"]
+    assert plain["no_fused_ssim"] and not fast["no_fused_ssim"]
     assert not fast["no_batched_forwards"] and not fast["no_channels_last"]
     with pytest.raises(ValueError):
         benchmark.model_hparams("v1", "both")
