@@ -221,13 +221,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets.transforms import Resize, ToTensor
     from geometry import scale_intrinsics
-    from models.sc_depth import load_from_checkpoint, resolve_device
+    from models.sc_depth import autocast_context, load_from_checkpoint, resolve_device
+    from utils.cli import check_precision
     from utils.pointcloud import depth_to_points, write_ply
     from utils.visualization import colorize_depth
 
     device = resolve_device(opts.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {opts.device}: no CUDA GPU is available")
+    check_precision(opts.infer_precision, device)
+    autocast = autocast_context(opts.infer_precision, device)
     fps = 0.0
     if opts.input_video:
         frames, total, fps = video_frames(Path(opts.input_video))
@@ -291,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     def flush() -> None:
         if not batch:
             return
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             x = torch.stack([t for _, _, t, _ in batch]).to(device)
             depth = model(x).float().cpu().numpy()
         for (frame, net_img, _, index), d in zip(batch, depth):

@@ -32,9 +32,12 @@ def evaluate(model: Any, opts: argparse.Namespace, device: Any) -> dict[str, Any
     # Ground truth may differ in size between images: batch the inputs, keep GT per image.
     loader = DataLoader(dataset, batch_size=opts.infer_batch_size,
                         num_workers=opts.num_workers, collate_fn=list)
+    from models.sc_depth import autocast_context
+
     evaluator = DepthEvaluator(opts.dataset_name)
     model = model.to(device).eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast_context(getattr(opts, "infer_precision", "32"),
+                                                  device):
         for items in tqdm(loader, desc="test", unit="batch"):
             tgt = torch.stack([it["tgt"] for it in items]).to(device)
             depth = model(tgt).float().cpu()
@@ -58,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     from datasets.check import check_dataset
     from losses.metrics import format_table
     from models.sc_depth import load_from_checkpoint, resolve_device
+    from utils.cli import check_precision
 
     check_dataset(opts, stage="test")
     device = resolve_device(opts.device)
+    check_precision(opts.infer_precision, device)
     model = load_from_checkpoint(opts.ckpt_path, device)
     results = evaluate(model, opts, device)
     print(f"checkpoint: {opts.ckpt_path}  ({model.hparams['model_version']}, "

@@ -9,6 +9,7 @@ adds (V2: the auto-rectify network, V3: the single-image depth prior). A trainin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from config import PRECISIONS
 from geometry import pose_vec2mat
 from losses.metrics import DepthEvaluator, metrics_for_logging
 from losses.photometric import PhotoGeometryLoss
@@ -282,6 +284,22 @@ def load_from_checkpoint(path: str, map_location: str | torch.device = "cpu",
     model.load_state_dict(checkpoint_state_dict(ckpt), strict=True)
     model.apply_fast_path()
     return model.to(map_location).eval()
+
+
+def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Lightning's mixed precision for our own loops (inference, test, benchmark): bf16
+    autocast on the CPU or a GPU, fp16 autocast on a GPU, nothing for "32". The depth head
+    and the pose average stay fp32 inside the networks. Raises ValueError for 16-mixed off
+    CUDA (CPU fp16 convolutions are emulated and slow) and for unknown names."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "16-mixed":
+        if device.type != "cuda":
+            raise ValueError("16-mixed needs a CUDA device (use bf16-mixed on the CPU)")
+        return torch.autocast("cuda", dtype=torch.float16)
+    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

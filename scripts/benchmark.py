@@ -23,7 +23,6 @@ of each run where Linux allows it, so it includes the ~0.3–0.5 GB of the libra
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -45,9 +44,10 @@ if str(_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from config import PRECISIONS  # noqa: E402
+from models.sc_depth import autocast_context  # noqa: E402
 from utils.allocator import keep_freed_memory  # noqa: E402
 
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 MODES = ("fast", "plain")
 # --compare: (mode, precision) triples shown side by side; the first is the reference.
 COMPARE_RUNS = (("plain", "32"), ("fast", "32"), ("fast", "bf16-mixed"))
@@ -150,19 +150,6 @@ def _to_device(obj: Any, device: torch.device) -> Any:
     if isinstance(obj, dict):
         return {k: _to_device(v, device) for k, v in obj.items()}
     return obj
-
-
-def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Lightning's mixed precision: bf16 autocast (CPU or CUDA), fp16 autocast (CUDA)."""
-    if precision == "32":
-        return contextlib.nullcontext()
-    if precision == "bf16-mixed":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "16-mixed":
-        if device.type != "cuda":
-            raise ValueError("16-mixed needs a CUDA device (use bf16-mixed on the CPU)")
-        return torch.autocast("cuda", dtype=torch.float16)
-    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def _sync(device: torch.device) -> None:

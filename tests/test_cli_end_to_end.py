@@ -44,6 +44,20 @@ def test_test_py_prints_metrics(trained_v1: Path, tiny_dataset: Path, tmp_path: 
     assert 0.0 <= results["full"]["a1"] <= 1.0
 
 
+def test_test_py_bf16_metrics_close_to_fp32(trained_v1: Path, tiny_dataset: Path,
+                                           tmp_path: Path) -> None:
+    results = {}
+    for precision in ("32", "bf16-mixed"):
+        out_json = tmp_path / f"{precision}.json"
+        assert test_script.main(["--dataset_dir", str(tiny_dataset), "--dataset_name",
+                                 "synthetic", "--ckpt_path", str(trained_v1 / "last.ckpt"),
+                                 "--img_height", "64", "--img_width", "80", "--num_workers",
+                                 "0", "--device", "cpu", "--infer_precision", precision,
+                                 "--output_json", str(out_json)]) == 0
+        results[precision] = json.loads(out_json.read_text())["full"]["abs_rel"]
+    assert results["bf16-mixed"] == pytest.approx(results["32"], abs=0.01)
+
+
 def test_inference_writes_depth_named_after_inputs(trained_v1: Path, tmp_path: Path) -> None:
     inputs = Path(__file__).parent.parent / "demo" / "input"
     out = tmp_path / "out"

@@ -119,6 +119,20 @@ def test_input_resolution_batching_and_scale(ckpt, tmp_path):
                                rtol=1e-5)
 
 
+def test_bf16_inference_is_close_to_fp32(ckpt, images, tmp_path):
+    outs = {}
+    for precision in ("32", "bf16-mixed"):
+        outs[precision] = tmp_path / precision
+        assert run(["--input_dir", str(images), "--output_dir", str(outs[precision]),
+                    "--ckpt_path", str(ckpt), "--save-depth", "--device", "cpu",
+                    "--infer_precision", precision]) == 0
+    for name in sorted(p.name for p in outs["32"].glob("*.npy")):
+        d32, d16 = np.load(outs["32"] / name), np.load(outs["bf16-mixed"] / name)
+        assert d16.dtype == np.float32 and d16.shape == d32.shape
+        # bf16 features (~3 significant digits) before the fp32 disparity head
+        np.testing.assert_allclose(d16, d32, rtol=0.05)
+
+
 def test_video_outputs(ckpt, tmp_path, capsys):
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (90, 70))
@@ -152,6 +166,8 @@ def test_video_outputs(ckpt, tmp_path, capsys):
     (["--save-ply", "--fx", "50"], "must be given together"),
     (["--save-video"], "--save-video needs --input_video"),
     (["--save-depth", "--infer_batch_size", "0"], "at least 1"),
+    (["--save-depth", "--device", "cpu", "--infer_precision", "16-mixed"],
+     "16-mixed needs a CUDA device"),
 ])
 def test_usage_errors(ckpt, images, tmp_path, extra, message):
     with pytest.raises(UsageError, match=message):

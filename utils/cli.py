@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import configargparse
 
@@ -55,3 +55,11 @@ def run_main(main: Callable[[], int | None], prog: str) -> NoReturn:
         print(f"{prog}: interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)
+
+
+def check_precision(precision: str, device: Any) -> None:
+    """``--infer_precision`` against the device: fp16 autocast only on CUDA (the CPU's fp16
+    convolutions are emulated, slower than fp32). Raises UsageError (one line)."""
+    if precision == "16-mixed" and getattr(device, "type", str(device)) != "cuda":
+        raise UsageError("--infer_precision 16-mixed needs a CUDA device "
+                         "(use bf16-mixed on the CPU)")
