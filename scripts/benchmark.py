@@ -7,9 +7,10 @@
 Modes: ``plain`` is our own eager path without the optimisations (one DepthNet call per
 frame, one PoseNet call per pair, NCHW, SSIM as five 7×7 pools, no compile); ``fast`` is the
 default path (batched forwards, channels_last, fused separable SSIM, and ``--compile`` if
-asked). ``--compare`` runs plain-fp32,
-fast-fp32 and fast-bf16 side by side, one after the other in this process, and prints the
-speed-ups. Each timed figure is the median of ``--steps`` steps after ``--warmup`` steps.
+asked; ``train.py``'s allocator tuning, utils/allocator.py). ``--compare`` runs plain-fp32,
+fast-fp32 and fast-bf16 side by side, each in a fresh process (``--in_process``: all in this
+one, without the allocator tuning), and prints the speed-ups. Each timed figure is the
+median of ``--steps`` steps after ``--warmup`` steps.
 
 Training step = forward + backward + Adam step through the real ``loss_terms``/``total_loss``
 of the system class, on a synthetic random batch in TrainFolder's format. Inference =
