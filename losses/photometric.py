@@ -41,8 +41,9 @@ class SSIM(nn.Module):
     (a ``window``×1 then a 1×``window`` average pool: 2·window reads per pixel instead of
     window², the same mean up to float rounding) over the moments stacked along the channels
     and laid out channels_last (one CPU thread, 4×15×262×326: 40 ms against 218 ms for one
-    7×7 pool in NCHW). ``fused=False`` is the public code's form: five separate ``window``×``window``
-    pools on NCHW tensors (the reference that benchmarks and tests compare against).
+    7×7 pool in NCHW). ``fused=False`` is the public code's form: five separate
+    ``window``×``window`` pools on NCHW tensors (the reference that benchmarks and tests
+    compare against).
     """
 
     def __init__(

@@ -69,6 +69,7 @@ class SCDepthV1(pl.LightningModule):
         # The fast path (scripts/benchmark.py measures it against the plain one).
         self.batched_forwards = not hp.get("no_batched_forwards", False)
         self.channels_last = not hp.get("no_channels_last", False)
+        self.pose_autocast = hp.get("pose_autocast", False)
 
     def apply_fast_path(self) -> None:
         """channels_last weights and, with --compile, compiled networks (in place, so the
@@ -110,6 +111,11 @@ class SCDepthV1(pl.LightningModule):
         """`ref_T_tgt` and `tgt_T_ref` [B,3,4] for each reference: two separate predictions,
         as in the paper (the inverse is not taken). Batched forwards stack the 2N pairs
         into one PoseNet call (same BatchNorm remark as for the depths)."""
+        with self.pose_precision():
+            return self._predict_poses(tgt, refs)
+
+    def _predict_poses(self, tgt: Tensor, refs: list[Tensor]
+                       ) -> tuple[list[Tensor], list[Tensor]]:
         if not self.batched_forwards:
             poses = [pose_vec2mat(self.pose_net(self._prepare(tgt), self._prepare(r)))
                      for r in refs]
@@ -121,6 +127,13 @@ class SCDepthV1(pl.LightningModule):
         second = self._prepare(torch.cat(refs + [tgt] * n))
         mats = pose_vec2mat(self.pose_net(first, second).float()).split(tgt.shape[0])
         return list(mats[:n]), list(mats[n:])
+
+    def pose_precision(self) -> contextlib.AbstractContextManager:
+        """The networks that predict camera motion (PoseNet, V2's ARN) run in fp32 even under
+        mixed precision, unless ``--pose_autocast``. Measured (demo config, 600 steps): V1
+        with a bf16 PoseNet reached test AbsRel 0.269 / 0.272 (seeds 0 / 1) against 0.240 /
+        0.251 in fp32, and 0.238 with only PoseNet in fp32; the poses drive every warp."""
+        return contextlib.nullcontext() if self.pose_autocast else self.full_precision()
 
     def full_precision(self) -> torch.autocast:
         """Losses run in fp32 under mixed precision: warping, SSIM and the depth ratios

@@ -61,10 +61,12 @@ class SCDepthV2(SCDepthV1):
         B, n = tgt.shape[0], len(refs)
         # All references in one ARN call (as V1 batches its depth and pose forwards).
         tgts, raw, Ks = torch.cat([tgt] * n), torch.cat(refs), torch.cat([K] * n)
-        rot1 = self.rectify_net(tgts, raw).float()
+        with self.pose_precision():
+            rot1 = self.rectify_net(tgts, raw).float()
         with self.full_precision():
             rectified = rotation_warp(raw, rot1, Ks)
-        rot2 = self.rectify_net(tgts, rectified).float()
+        with self.pose_precision():
+            rot2 = self.rectify_net(tgts, rectified).float()
         return list(rectified.split(B)), list(rot1.split(B)), list(rot2.split(B))
 
     def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -81,8 +83,9 @@ class SCDepthV2(SCDepthV1):
         with self.full_precision():
             labels = [select_rotation_target(rot1, ref, ref_rect, K)
                       for ref, ref_rect, rot1 in zip(refs, rectified, rot1s)]
-        rot3s = self.rectify_net(torch.cat([w for _, w, _ in labels]), torch.cat(refs)
-                                 ).float().split(tgt.shape[0])
+        with self.pose_precision():
+            rot3s = self.rectify_net(torch.cat([w for _, w, _ in labels]), torch.cat(refs)
+                                     ).float().split(tgt.shape[0])
         with self.full_precision():
             consistency = torch.stack([rotation_consistency_loss(rot3, rot3_gt)
                                        for rot3, (rot3_gt, _, _) in zip(rot3s, labels)]).mean()

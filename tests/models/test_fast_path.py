@@ -179,3 +179,26 @@ def test_network_heads_stay_fp32_under_bf16_autocast() -> None:
     assert depth.dtype == torch.float32 and pose.dtype == torch.float32
     # fp32 sigmoid: depth takes more distinct values than bf16's 256 steps per octave allow
     assert depth.unique().numel() > 1000
+
+
+@pytest.mark.parametrize("version, pose_autocast", [("v1", False), ("v1", True),
+                                                    ("v2", False), ("v2", True)])
+def test_pose_networks_stay_fp32_under_bf16_unless_asked(version: str,
+                                                         pose_autocast: bool) -> None:
+    """PoseNet (and V2's ARN) convolve in fp32 under bf16 autocast by default; with
+    pose_autocast they take the mixed precision like DepthNet."""
+    model = model_class(version)({**_hparams(version), "pose_autocast": pose_autocast})
+    seen: dict[str, set] = {"depth_net": set(), "pose_net": set(), "rectify_net": set()}
+    for name, dtypes in seen.items():
+        net = getattr(model, name, None)
+        if net is not None:
+            net.encoder.encoder.conv1.register_forward_hook(
+                lambda _m, _i, out, dtypes=dtypes: dtypes.add(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms, _ = model.loss_terms(_batch(version))
+    assert seen["depth_net"] == {torch.bfloat16}
+    expected = {torch.bfloat16} if pose_autocast else {torch.float32}
+    assert seen["pose_net"] == expected
+    if version == "v2":
+        assert seen["rectify_net"] == expected
+    assert all(torch.isfinite(v) for v in terms.values())
