@@ -130,9 +130,10 @@ class SCDepthV1(pl.LightningModule):
 
     def pose_precision(self) -> contextlib.AbstractContextManager:
         """The networks that predict camera motion (PoseNet, V2's ARN) run in fp32 even under
-        mixed precision, unless ``--pose_autocast``. Measured (demo config, 600 steps): V1
-        with a bf16 PoseNet reached test AbsRel 0.269 / 0.272 (seeds 0 / 1) against 0.240 /
-        0.251 in fp32, and 0.238 with only PoseNet in fp32; the poses drive every warp."""
+        mixed precision, unless ``--pose_autocast``. Measured (demo config, 600 steps, test
+        AbsRel): a bf16 PoseNet gave 0.267-0.272 in three runs against 0.240 / 0.251 in fp32;
+        bf16 with PoseNet in fp32 gave 0.238 and 0.266 (the spread between runs is large, see
+        the README). The poses drive every warp."""
         return contextlib.nullcontext() if self.pose_autocast else self.full_precision()
 
     def full_precision(self) -> torch.autocast:
