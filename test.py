@@ -25,6 +25,7 @@ def evaluate(model: Any, opts: argparse.Namespace, device: Any) -> dict[str, Any
     from datasets.transforms import Compose, Resize, ToTensor
     from datasets.video_folder import TestDepthSet
     from losses.metrics import DepthEvaluator
+    from models.sc_depth import autocast_context
 
     dataset = TestDepthSet(Path(opts.dataset_dir) / "testing", opts.dataset_name,
                            transform=Compose([Resize(opts.img_height, opts.img_width),
@@ -32,8 +33,6 @@ def evaluate(model: Any, opts: argparse.Namespace, device: Any) -> dict[str, Any
     # Ground truth may differ in size between images: batch the inputs, keep GT per image.
     loader = DataLoader(dataset, batch_size=opts.infer_batch_size,
                         num_workers=opts.num_workers, collate_fn=list)
-    from models.sc_depth import autocast_context
-
     evaluator = DepthEvaluator(opts.dataset_name)
     model = model.to(device).eval()
     with torch.inference_mode(), autocast_context(getattr(opts, "infer_precision", "32"),

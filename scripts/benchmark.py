@@ -428,9 +428,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         torch.set_num_threads(args.threads)
     plan = planned_runs(args)
     rounds: list[list[dict[str, Any]]] = [[] for _ in plan]
+    runner = run_config if args.in_process else run_isolated
     for _ in range(args.rounds):
         for i, (mode, precision) in enumerate(plan):
-            runner = run_config if args.in_process else run_isolated
             rounds[i].append(runner(args, mode, precision))
             gc.collect()
     records = []

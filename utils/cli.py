@@ -58,8 +58,12 @@ def run_main(main: Callable[[], int | None], prog: str) -> NoReturn:
 
 
 def check_precision(precision: str, device: Any) -> None:
-    """``--infer_precision`` against the device: fp16 autocast only on CUDA (the CPU's fp16
-    convolutions are emulated, slower than fp32). Raises UsageError (one line)."""
-    if precision == "16-mixed" and getattr(device, "type", str(device)) != "cuda":
-        raise UsageError("--infer_precision 16-mixed needs a CUDA device "
-                         "(use bf16-mixed on the CPU)")
+    """``--infer_precision`` against the device, by the one rule of
+    ``models.sc_depth.autocast_context`` (fp16 autocast only on CUDA); a mismatch is a
+    UsageError (one line)."""
+    from models.sc_depth import autocast_context
+
+    try:
+        autocast_context(precision, device)
+    except ValueError as err:
+        raise UsageError(f"--infer_precision {err}") from None
