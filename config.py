@@ -86,6 +86,11 @@ def _add_losses(parser: configargparse.ArgumentParser) -> None:
                    help="V3: normal-matching loss weight")
     g.add_argument("--mask_rank_weight", type=float, default=0.1,
                    help="V3: dynamic-region mask ranking loss weight")
+    g.add_argument("--rank_normalize", action="store_true",
+                   help="V3 (our option, off as in the paper): the mask ranking loss ranks "
+                        "depth divided by its image mean, so it cannot stretch the depth "
+                        "range by rescaling; for datasets whose predicted depths are small "
+                        "(indoor, hand-held)")
     g.add_argument("--normal_rank_weight", type=float, default=0.1,
                    help="V3: edge-guided normal ranking loss weight")
     g.add_argument("--no_ssim", action="store_true", help="ablation: L1 only, no SSIM")

@@ -95,6 +95,14 @@ class MaskRankingLoss(nn.Module):
     pixels, drawn at random, are paired by a random permutation. The pair's order comes from
     the prior (:func:`ranking_targets`) and the predicted depths must follow it:
     ``softplus(−target · (dA − dB))``, averaged over the kept pairs of the whole batch.
+
+    ``normalize=True`` ranks ``d / mean(d)`` per image instead of ``d`` (our option, off by
+    default as in the paper). On raw depths the loss is not scale-invariant: a
+    self-supervised network's depth unit is arbitrary (set by its initialisation), and where
+    that unit makes depth differences small the ordered pairs never saturate, so the loss
+    keeps stretching the depth range wherever parallax is too weak to resist it. On depth
+    divided by its (differentiable) image mean, a uniform rescaling of the prediction changes
+    nothing and gets no gradient.
     """
 
     def __init__(
@@ -102,6 +110,7 @@ class MaskRankingLoss(nn.Module):
         unreliable_fraction: float = 0.2,
         global_fraction: float = 0.1,
         ratio: float = 1.15,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= unreliable_fraction < 1.0:
@@ -111,6 +120,7 @@ class MaskRankingLoss(nn.Module):
         self.unreliable_fraction = unreliable_fraction
         self.global_fraction = global_fraction
         self.ratio = ratio
+        self.normalize = normalize
 
     def sample_pairs(
         self, confidence: torch.Tensor, generator: torch.Generator | None = None
@@ -157,11 +167,14 @@ class MaskRankingLoss(nn.Module):
         """Ranking loss of given pairs.
 
         pred_depth, prior_depth: ``[B,1,H,W]``; idx_a, idx_b: ``[B,P]`` flat pixel indices.
-        Returns the mean of ``softplus(−target·(dA − dB))`` over kept pairs; exactly 0 (still
-        attached to the graph) when no pair is kept.
+        Returns the mean of ``softplus(−target·(dA − dB))`` over kept pairs (d divided by its
+        image mean with ``normalize``); exactly 0 (still attached to the graph) when no pair
+        is kept.
         """
         B = pred_depth.shape[0]
         pred = pred_depth.reshape(B, -1)
+        if self.normalize:
+            pred = pred / pred.mean(dim=1, keepdim=True)
         prior = prior_depth.detach().reshape(B, -1)
         target, keep = ranking_targets(prior.gather(1, idx_a), prior.gather(1, idx_b), self.ratio)
         diff = pred.gather(1, idx_a) - pred.gather(1, idx_b)

@@ -59,7 +59,7 @@ class SCDepthV3(SCDepthV1):
         self.loss_weights["normal_matching_loss"] = hp.get("normal_matching_weight", 0.1)
         self.loss_weights["mask_rank_loss"] = hp.get("mask_rank_weight", 0.1)
         self.loss_weights["normal_rank_loss"] = hp.get("normal_rank_weight", 0.1)
-        self.mask_ranking_loss = MaskRankingLoss()
+        self.mask_ranking_loss = MaskRankingLoss(normalize=bool(hp.get("rank_normalize", False)))
         self.normal_ranking_loss = NormalRankingLoss()
 
     def step_generator(self, device: torch.device) -> torch.Generator:

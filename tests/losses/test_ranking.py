@@ -147,6 +147,29 @@ def test_mask_ranking_gradcheck():
     assert torch.autograd.gradcheck(lambda p: loss_fn(p, prior, conf, _gen(0)), (pred,))
 
 
+def test_normalized_mask_ranking_hand_computed_and_scale_invariant():
+    # One image, mean depth 2: normalised depths 0.5 and 1.5; the prior says A is farther.
+    prior = torch.tensor([2.0, 1.0], dtype=F64).view(1, 1, 1, 2)
+    pred = torch.tensor([1.0, 3.0], dtype=F64).view(1, 1, 1, 2)
+    idx_a, idx_b = torch.tensor([[0]]), torch.tensor([[1]])
+    loss_fn = MaskRankingLoss(normalize=True)
+    assert loss_fn.pair_loss(pred, prior, idx_a, idx_b).item() == pytest.approx(_softplus(1.0))
+    # Raw depths: softplus(2), and a uniform rescaling changes the raw loss but not this one.
+    assert MaskRankingLoss().pair_loss(pred, prior, idx_a, idx_b).item() == pytest.approx(
+        _softplus(2.0))
+    assert loss_fn.pair_loss(10 * pred, prior, idx_a, idx_b).item() == pytest.approx(
+        _softplus(1.0))
+    # So the gradient has no component along the prediction itself (d/ds L(s·d) = 0).
+    pred = (torch.rand(2, 1, 4, 5, generator=_gen(8), dtype=F64) + 0.5).requires_grad_(True)
+    prior = torch.rand(2, 1, 4, 5, generator=_gen(9), dtype=F64) + 0.5
+    conf = torch.rand(2, 1, 4, 5, generator=_gen(10))
+    loss_fn(pred, prior, conf, _gen(0)).backward()
+    radial = (pred.grad * pred.detach()).flatten(1).sum(1)
+    torch.testing.assert_close(radial, torch.zeros(2, dtype=F64), atol=1e-12, rtol=0)
+    assert pred.grad.abs().sum() > 0
+    assert torch.autograd.gradcheck(lambda p: loss_fn(p, prior, conf, _gen(0)), (pred,))
+
+
 # ---------------------------------------------------------------- normal ranking
 
 H, W = 16, 24

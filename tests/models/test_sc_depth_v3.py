@@ -61,6 +61,11 @@ def test_loss_weights_have_no_smoothness() -> None:
     assert custom.loss_weights["normal_matching_loss"] == 0.3
     assert custom.loss_weights["mask_rank_loss"] == 0.2
     assert custom.loss_weights["normal_rank_loss"] == 0.05
+    # The ranking is on raw depth as in the paper unless --rank_normalize asks otherwise.
+    assert not default.mask_ranking_loss.normalize
+    normalized = build_model({"model_version": "v3", "no_pretrain": True,
+                              "rank_normalize": True})
+    assert normalized.mask_ranking_loss.normalize
 
 
 def test_training_step_terms_total_and_gradients(model: SCDepthV3) -> None:
