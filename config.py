@@ -91,6 +91,11 @@ def _add_losses(parser: configargparse.ArgumentParser) -> None:
                         "depth divided by its image mean, so it cannot stretch the depth "
                         "range by rescaling; for datasets whose predicted depths are small "
                         "(indoor, hand-held)")
+    g.add_argument("--unchecked_reliable", action="store_true",
+                   help="V3 (off: SPEC fix): pixels that no reference warp can check (out of "
+                        "view) get dynamic-region confidence 1, as in the public code, not "
+                        "0, so the mask ranking does not treat them as moving objects; for "
+                        "forward motion, where the bottom rows leave the view")
     g.add_argument("--normal_rank_weight", type=float, default=0.1,
                    help="V3: edge-guided normal ranking loss weight")
     g.add_argument("--no_ssim", action="store_true", help="ablation: L1 only, no SSIM")

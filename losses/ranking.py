@@ -49,13 +49,20 @@ def _randint(
     return torch.randint(low, high, shape, generator=generator, device=device).to(like.device)
 
 
-def dynamic_confidence(depth_diffs: list[torch.Tensor], valids: list[torch.Tensor]) -> torch.Tensor:
+def dynamic_confidence(
+    depth_diffs: list[torch.Tensor], valids: list[torch.Tensor], invalid_value: float = 0.0
+) -> torch.Tensor:
     """Mean over references of ``1 − D_diff`` (t→r direction), 0 where the warp is invalid.
 
     depth_diffs: list of ``[B,1,H,W]`` in [0, 1]; valids: list of ``[B,1,H,W]`` ({0,1} float
     or bool), one per reference. Returns ``[B,1,H,W]`` in [0, 1], detached (it only selects
     pixels, it is not a training signal). **fix**: the public code gives invalid pixels
     confidence 1, i.e. treats what it cannot check as certainly static.
+
+    ``invalid_value=1.0`` gives the public code's behaviour (``--unchecked_reliable``). With
+    0, pixels that leave the view (the bottom rows under forward motion) rank as the least
+    reliable; nothing else supervises them there, and on our driving scenes the ranking
+    then drove the road to the network's minimum depth in one of two seeds (README).
     """
     if len(depth_diffs) != len(valids) or not depth_diffs:
         raise ValueError(
@@ -63,7 +70,7 @@ def dynamic_confidence(depth_diffs: list[torch.Tensor], valids: list[torch.Tenso
             f"got {len(depth_diffs)} depth_diffs and {len(valids)} valids"
         )
     conf = [
-        torch.where(valid > 0, 1 - diff, torch.zeros_like(diff))
+        torch.where(valid > 0, 1 - diff, torch.full_like(diff, invalid_value))
         for diff, valid in zip(depth_diffs, valids)
     ]
     return torch.stack(conf).mean(dim=0).detach()

@@ -61,6 +61,8 @@ class SCDepthV3(SCDepthV1):
         self.loss_weights["normal_rank_loss"] = hp.get("normal_rank_weight", 0.1)
         self.mask_ranking_loss = MaskRankingLoss(normalize=bool(hp.get("rank_normalize", False)))
         self.normal_ranking_loss = NormalRankingLoss()
+        # Confidence of pixels no warp can check: 0 (SPEC fix) or 1 (public code).
+        self.unchecked_confidence = 1.0 if hp.get("unchecked_reliable", False) else 0.0
 
     def step_generator(self, device: torch.device) -> torch.Generator:
         """A fresh generator for the ranking losses' pair sampling, seeded from the global
@@ -84,7 +86,7 @@ class SCDepthV3(SCDepthV1):
         terms, context = super().loss_terms(batch)
         pairs = context["info"]["pairs_tr"]
         confidence = dynamic_confidence([p["depth_diff"] for p in pairs],
-                                        [p["valid"] for p in pairs])
+                                        [p["valid"] for p in pairs], self.unchecked_confidence)
         tgt_depth = context["tgt_depth"]
         generator = self.step_generator(tgt_depth.device)
         # Normals (cross products, normalisation) and ratios are computed in float32 even

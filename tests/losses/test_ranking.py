@@ -32,6 +32,9 @@ def test_dynamic_confidence_zeroes_invalid_and_averages_refs():
     conf = dynamic_confidence([diff1, diff2], [valid1, valid2])
     torch.testing.assert_close(conf, torch.tensor([0.7, 0.25, 0.0]).view(1, 1, 1, 3))
     assert not conf.requires_grad
+    # The public code's rule (--unchecked_reliable): what no warp checks counts as static.
+    conf = dynamic_confidence([diff1, diff2], [valid1, valid2], invalid_value=1.0)
+    torch.testing.assert_close(conf, torch.tensor([0.7, 0.75, 1.0]).view(1, 1, 1, 3))
     with pytest.raises(ValueError, match="one valid mask per depth_diff"):
         dynamic_confidence([diff1], [valid1, valid2])
 

@@ -66,6 +66,10 @@ def test_loss_weights_have_no_smoothness() -> None:
     normalized = build_model({"model_version": "v3", "no_pretrain": True,
                               "rank_normalize": True})
     assert normalized.mask_ranking_loss.normalize
+    # Unchecked pixels: confidence 0 (SPEC fix) unless --unchecked_reliable.
+    assert default.unchecked_confidence == 0.0
+    assert build_model({"model_version": "v3", "no_pretrain": True,
+                        "unchecked_reliable": True}).unchecked_confidence == 1.0
 
 
 def test_training_step_terms_total_and_gradients(model: SCDepthV3) -> None:
@@ -99,6 +103,25 @@ def test_training_step_terms_total_and_gradients(model: SCDepthV3) -> None:
         grads = [p.grad for p in net.parameters() if p.grad is not None]
         assert grads and all(torch.isfinite(g).all() for g in grads)
         assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_unchecked_reliable_gives_unchecked_pixels_confidence_one(model: SCDepthV3) -> None:
+    batch = make_batch()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        _, spec = model.loss_terms(batch)
+    model.unchecked_confidence = 1.0
+    try:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            _, public = model.loss_terms(batch)
+    finally:
+        model.unchecked_confidence = 0.0
+    pairs = public["info"]["pairs_tr"]
+    unchecked = sum(1 - p["valid"].float() for p in pairs) / len(pairs)
+    assert unchecked.sum() > 0  # the random warps leave some pixels unchecked
+    # Each reference that cannot check a pixel adds 1/len(refs) to its confidence.
+    torch.testing.assert_close(public["confidence"], spec["confidence"] + unchecked)
 
 
 def test_prior_terms_alone_train_the_depth_net(model: SCDepthV3) -> None:
