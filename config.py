@@ -88,9 +88,9 @@ def _add_losses(parser: configargparse.ArgumentParser) -> None:
                    help="V3: dynamic-region mask ranking loss weight")
     g.add_argument("--rank_normalize", action="store_true",
                    help="V3 (our option, off as in the paper): the mask ranking loss ranks "
-                        "depth divided by its image mean, so it cannot stretch the depth "
-                        "range by rescaling; for datasets whose predicted depths are small "
-                        "(indoor, hand-held)")
+                        "depth divided by its image mean, so the loss does not depend on the "
+                        "network's arbitrary depth unit; for training from scratch, where "
+                        "predicted depths are far from metres (test.py's scale ratio)")
     g.add_argument("--unchecked_reliable", action="store_true",
                    help="V3 (off: SPEC fix): pixels that no reference warp can check (out of "
                         "view) get dynamic-region confidence 1, as in the public code, not "

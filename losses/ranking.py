@@ -107,7 +107,7 @@ class MaskRankingLoss(nn.Module):
     default as in the paper). On raw depths the loss is not scale-invariant: a
     self-supervised network's depth unit is arbitrary (set by its initialisation), and where
     that unit makes depth differences small the ordered pairs never saturate, so the loss
-    keeps stretching the depth range wherever parallax is too weak to resist it. On depth
+    keeps pushing the depth range apart (README: V1 against V3). On depth
     divided by its (differentiable) image mean, a uniform rescaling of the prediction changes
     nothing and gets no gradient.
     """
