@@ -50,6 +50,12 @@ class SCDepthV2(SCDepthV1):
         self.loss_weights["rot_consistency_loss"] = hp.get("rot_c_weight", 1.0)
         self.loss_weights["rot_triplet_loss"] = hp.get("rot_t_weight", 1.0)
 
+    def arn(self, img1: Tensor, img2: Tensor) -> Tensor:
+        """ARN's rotation ``[B,3]`` (fp32) from img1 to img2, at the pose networks' precision
+        (:meth:`pose_precision`)."""
+        with self.pose_precision():
+            return self.rectify_net(img1, img2).float()
+
     def rectify(self, tgt: Tensor, refs: list[Tensor], K: Tensor
                 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Remove the rotation between the target and each reference.
@@ -61,12 +67,10 @@ class SCDepthV2(SCDepthV1):
         B, n = tgt.shape[0], len(refs)
         # All references in one ARN call (as V1 batches its depth and pose forwards).
         tgts, raw, Ks = torch.cat([tgt] * n), torch.cat(refs), torch.cat([K] * n)
-        with self.pose_precision():
-            rot1 = self.rectify_net(tgts, raw).float()
+        rot1 = self.arn(tgts, raw)
         with self.full_precision():
             rectified = rotation_warp(raw, rot1, Ks)
-        with self.pose_precision():
-            rot2 = self.rectify_net(tgts, rectified).float()
+        rot2 = self.arn(tgts, rectified)
         return list(rectified.split(B)), list(rot1.split(B)), list(rot2.split(B))
 
     def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -83,9 +87,8 @@ class SCDepthV2(SCDepthV1):
         with self.full_precision():
             labels = [select_rotation_target(rot1, ref, ref_rect, K)
                       for ref, ref_rect, rot1 in zip(refs, rectified, rot1s)]
-        with self.pose_precision():
-            rot3s = self.rectify_net(torch.cat([w for _, w, _ in labels]), torch.cat(refs)
-                                     ).float().split(tgt.shape[0])
+        rot3s = self.arn(torch.cat([w for _, w, _ in labels]), torch.cat(refs)
+                         ).split(tgt.shape[0])
         with self.full_precision():
             consistency = torch.stack([rotation_consistency_loss(rot3, rot3_gt)
                                        for rot3, (rot3_gt, _, _) in zip(rot3s, labels)]).mean()
