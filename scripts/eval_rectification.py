@@ -36,8 +36,9 @@ import torch  # noqa: E402
 
 from datasets.depth_io import read_image, read_intrinsics  # noqa: E402
 from datasets.transforms import Compose, Resize, ToTensor  # noqa: E402
-from geometry import euler2mat, rotation_warp  # noqa: E402
+from geometry import euler2mat  # noqa: E402
 from models.sc_depth import load_from_checkpoint, resolve_device  # noqa: E402
+from models.sc_depth_v2 import SCDepthV2  # noqa: E402
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -69,7 +70,7 @@ def scene_pairs(scene: Path, skip: int) -> list[tuple[int, int]]:
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, scenes: list[Path], height: int, width: int,
+def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
              skip: int, device: torch.device, batch_size: int = 8) -> dict[str, float]:
     """The figures described in the module docstring, averaged over all pairs."""
     transform = Compose([Resize(height, width), ToTensor()])
@@ -89,11 +90,10 @@ def evaluate(model: torch.nn.Module, scenes: list[Path], height: int, width: int
             chunk = pairs[start:start + batch_size]
             tgt = images[[i for i, _ in chunk]]
             ref = images[[j for _, j in chunk]]
-            Kb = K.expand(len(chunk), 3, 3)
-            rot1 = model.rectify_net(tgt, ref)
-            rot2 = model.rectify_net(tgt, rotation_warp(ref, rot1, Kb))
-            rot1_all.append(rot1.float().cpu().numpy())
-            rot2_all.append(rot2.float().cpu().numpy())
+            # Exactly training's rectification: rot1 = ARN(tgt, ref), rot2 = ARN(tgt, ref').
+            _, (rot1,), (rot2,) = model.rectify(tgt, [ref], K.expand(len(chunk), 3, 3))
+            rot1_all.append(rot1.cpu().numpy())
+            rot2_all.append(rot2.cpu().numpy())
             # ref_T_tgt rotation from camera-to-world poses: R_r^T · R_t
             gt_all.append(np.stack([poses[j, :, :3].T @ poses[i, :, :3] for i, j in chunk]))
     rot1 = np.concatenate(rot1_all).astype(np.float64)
