@@ -52,6 +52,8 @@ from utils.allocator import keep_freed_memory  # noqa: E402
 MODES = ("fast", "plain")
 # --compare: (mode, precision) triples shown side by side; the first is the reference.
 COMPARE_RUNS = (("plain", "32"), ("fast", "32"), ("fast", "bf16-mixed"))
+# On CUDA fp16 autocast is the other fast precision (tensor cores; CPUs have no fp16 path).
+COMPARE_RUNS_CUDA = (*COMPARE_RUNS, ("fast", "16-mixed"))
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -75,7 +77,8 @@ def get_parser() -> argparse.ArgumentParser:
                         "call per frame, NCHW, five-pool SSIM; both: each in turn")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (fast)")
     p.add_argument("--compare", action="store_true",
-                   help="run plain-fp32, fast-fp32, fast-bf16 side by side, print speed-ups")
+                   help="run plain-fp32, fast-fp32, fast-bf16 (and fast-fp16 on CUDA) side by "
+                        "side, print speed-ups")
     p.add_argument("--skip", nargs="*", default=[], choices=("train", "infer"),
                    help="parts not to measure")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -357,7 +360,7 @@ def run_data(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def planned_runs(args: argparse.Namespace) -> list[tuple[str, str]]:
     if args.compare:
-        return list(COMPARE_RUNS)
+        return list(COMPARE_RUNS_CUDA if args.device.startswith("cuda") else COMPARE_RUNS)
     modes = MODES[::-1] if args.mode == "both" else (args.mode,)  # plain first: reference
     return [(mode, args.precision) for mode in modes]
 

@@ -59,6 +59,14 @@ def test_compare_json_records(capsys: pytest.CaptureFixture[str]) -> None:
     assert table.count("\n") >= 4 and "bf16-mixed" in table and "plain" in table
 
 
+def test_compare_plan_adds_fp16_on_cuda() -> None:
+    parser = benchmark.get_parser()
+    cpu = benchmark.planned_runs(parser.parse_args(["--compare", "--device", "cpu"]))
+    cuda = benchmark.planned_runs(parser.parse_args(["--compare", "--device", "cuda:0"]))
+    assert cpu == [("plain", "32"), ("fast", "32"), ("fast", "bf16-mixed")]
+    assert cuda == [*cpu, ("fast", "16-mixed")]
+
+
 @pytest.mark.parametrize("version", ["v2", "v3"])
 def test_train_step_of_later_versions(version: str) -> None:
     """V2 (ARN) and V3 (needs tgt_prior, K_inv) run through the same harness."""
