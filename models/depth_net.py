@@ -53,10 +53,15 @@ class _ELUFunction(torch.autograd.Function):
 
 
 class ELU(nn.Module):
-    """ELU (α = 1) through :func:`elu`; a parameter-free drop-in for ``nn.ELU``."""
+    """ELU (α = 1) through :func:`elu` on the CPU; a parameter-free drop-in for ``nn.ELU``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: any shape -> ELU(x), same shape and dtype."""
+        if x.device.type != "cpu":
+            # On a GPU PyTorch's ELU is one fused kernel, while the composite is four and,
+            # under CUDA autocast (which runs exp in fp32), returns fp32 activations that
+            # the next convolution casts back.
+            return F.elu(x)
         # Tracing (TorchScript/ONNX export) records the plain tensor ops; the custom backward
         # only matters when a graph is being built.
         if x.requires_grad and torch.is_grad_enabled() and not torch.jit.is_tracing():
