@@ -284,6 +284,18 @@ def test_elu_keeps_dtype_and_trains_in_place_of_nn_elu() -> None:
     assert y.grad_fn is not None and len(y.grad_fn.saved_tensors) == 1
 
 
+def test_elu_uses_torch_elu_off_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a GPU the fused F.elu is one kernel; the exp-based composite is only for the CPU.
+    import models.depth_net as depth_net
+
+    calls: list[str] = []
+    monkeypatch.setattr(depth_net.F, "elu", lambda x: calls.append(x.device.type) or x)
+    depth_net.ELU()(torch.randn(2, 3))
+    assert calls == []
+    depth_net.ELU()(torch.empty(2, 3, device="meta"))
+    assert calls == ["meta"]
+
+
 def test_decoder_padding_keeps_bf16_under_cpu_autocast() -> None:
     # CPU autocast lists reflection_pad2d as an fp32 op; Conv3x3 pads outside autocast so a
     # bf16 activation is not upcast for the pad and cast back for the convolution.
