@@ -5,7 +5,6 @@ No timing is asserted: only that every figure is produced, positive and well-for
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -13,18 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark = _load_benchmark()
+benchmark = load_script("benchmark")
 
 KEYS = {"version", "mode", "precision", "height", "width", "batch_size", "device", "torch",
         "threads", "train_step_s", "infer_img_s", "peak_mem_mb", "peak_mem_kind"}
