@@ -360,7 +360,8 @@ def run_data(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def planned_runs(args: argparse.Namespace) -> list[tuple[str, str]]:
     if args.compare:
-        return list(COMPARE_RUNS_CUDA if args.device.startswith("cuda") else COMPARE_RUNS)
+        cuda = torch.device(args.device).type == "cuda"
+        return list(COMPARE_RUNS_CUDA if cuda else COMPARE_RUNS)
     modes = MODES[::-1] if args.mode == "both" else (args.mode,)  # plain first: reference
     return [(mode, args.precision) for mode in modes]
 
