@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets.transforms import Resize, ToTensor
     from geometry import scale_intrinsics
-    from models.sc_depth import autocast_context, load_from_checkpoint, resolve_device
+    from models.sc_depth import load_from_checkpoint, resolve_device
     from utils.cli import check_precision
     from utils.pointcloud import depth_to_points, write_ply
     from utils.visualization import colorize_depth
@@ -230,13 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {opts.device}: no CUDA GPU is available")
     check_precision(opts.infer_precision, device)
-    autocast = autocast_context(opts.infer_precision, device)
     fps = 0.0
     if opts.input_video:
         frames, total, fps = video_frames(Path(opts.input_video))
     else:
         frames, total = folder_frames(Path(opts.input_dir))
-    model = load_from_checkpoint(opts.ckpt_path, device)
+    net = load_from_checkpoint(opts.ckpt_path, device).inference_net(opts.infer_precision)
     out = Path(opts.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     net_h, net_w = opts.img_height, opts.img_width
@@ -294,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     def flush() -> None:
         if not batch:
             return
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode():
             x = torch.stack([t for _, _, t, _ in batch]).to(device)
-            depth = model(x).float().cpu().numpy()
+            depth = net(x).cpu().numpy()
         for (frame, net_img, _, index), d in zip(batch, depth):
             finish(frame, net_img, d[0], index)
         batch.clear()

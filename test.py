@@ -17,7 +17,10 @@ from utils.cli import UsageError, run_main
 
 
 def evaluate(model: Any, opts: argparse.Namespace, device: Any) -> dict[str, Any]:
-    """SPEC §5 metrics of `model`'s depth on DATASET/testing, one image counted once."""
+    """SPEC §5 metrics of `model`'s depth on DATASET/testing, one image counted once.
+
+    `model` maps ``[B,3,H,W]`` images to ``[B,1,H,W]`` depth in the precision it was built
+    for (``SCDepthV1.inference_net``); it runs as given, without autocast."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -25,7 +28,6 @@ def evaluate(model: Any, opts: argparse.Namespace, device: Any) -> dict[str, Any
     from datasets.transforms import Compose, Resize, ToTensor
     from datasets.video_folder import TestDepthSet
     from losses.metrics import DepthEvaluator
-    from models.sc_depth import autocast_context
 
     dataset = TestDepthSet(Path(opts.dataset_dir) / "testing", opts.dataset_name,
                            transform=Compose([Resize(opts.img_height, opts.img_width),
@@ -35,8 +37,7 @@ def evaluate(model: Any, opts: argparse.Namespace, device: Any) -> dict[str, Any
                         num_workers=opts.num_workers, collate_fn=list)
     evaluator = DepthEvaluator(opts.dataset_name)
     model = model.to(device).eval()
-    with torch.inference_mode(), autocast_context(getattr(opts, "infer_precision", "32"),
-                                                  device):
+    with torch.inference_mode():
         for items in tqdm(loader, desc="test", unit="batch"):
             tgt = torch.stack([it["tgt"] for it in items]).to(device)
             depth = model(tgt).float().cpu()
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(opts.device)
     check_precision(opts.infer_precision, device)
     model = load_from_checkpoint(opts.ckpt_path, device)
-    results = evaluate(model, opts, device)
+    results = evaluate(model.inference_net(opts.infer_precision), opts, device)
     print(f"checkpoint: {opts.ckpt_path}  ({model.hparams['model_version']}, "
           f"ResNet-{model.hparams['resnet_layers']}, {results['num_images']} images)")
     print(format_table(results))

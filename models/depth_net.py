@@ -12,7 +12,7 @@ from torch import nn
 
 from models.resnet_encoder import ResnetEncoder
 
-__all__ = ["ELU", "Conv3x3", "ConvBlock", "DepthDecoder", "DepthNet", "elu"]
+__all__ = ["ELU", "Conv3x3", "ConvBlock", "DepthDecoder", "DepthNet", "elu", "fold_batch_norm"]
 
 # Disparity range of the output head: disp in (MIN_DISP, MIN_DISP + DISP_SCALE), so depth
 # lies in (1/10.01, 100).
@@ -67,6 +67,43 @@ class ELU(nn.Module):
         if x.requires_grad and torch.is_grad_enabled() and not torch.jit.is_tracing():
             return _ELUFunction.apply(x)
         return elu(x)
+
+
+def fold_batch_norm(module: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that follows a convolution into that convolution, in place.
+
+    In eval mode BatchNorm is a fixed per-channel affine map (running statistics), so
+    ``bn(conv(x))`` equals one convolution with scaled weights and a shifted bias; folding
+    saves a full pass over each activation. Training would change the statistics, so this
+    is for frozen copies only (:meth:`DepthNet.inference_copy`). Pairs are found by
+    torchvision's ResNet naming: ``bnK`` follows ``convK`` in the same module, and a
+    ``Sequential`` holds ``(conv, bn)`` in order (the residual ``downsample``). The folded
+    BatchNorm becomes ``nn.Identity``.
+
+    Raises:
+        ValueError: the module is in training mode, or a BatchNorm2d has no convolution to
+            fold into.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if module.training:
+        raise ValueError("fold_batch_norm needs a module in eval mode")
+    for parent in list(module.modules()):
+        names = [name for name, _ in parent.named_children()]
+        for i, name in enumerate(names):
+            bn = getattr(parent, name)
+            if not isinstance(bn, nn.BatchNorm2d):
+                continue
+            if isinstance(parent, nn.Sequential):
+                conv_name = names[i - 1] if i > 0 else ""
+            else:
+                conv_name = "conv" + name[2:] if name.startswith("bn") else ""
+            conv = getattr(parent, conv_name, None) if conv_name else None
+            if not isinstance(conv, nn.Conv2d):
+                raise ValueError(f"fold_batch_norm: no convolution precedes BatchNorm {name!r}")
+            setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+            setattr(parent, name, nn.Identity())
+    return module
 
 
 class Conv3x3(nn.Module):
@@ -173,6 +210,7 @@ class DepthNet(nn.Module):
         weights_path: str | Path | None = None,
     ) -> None:
         super().__init__()
+        self.num_layers = num_layers
         self.encoder = ResnetEncoder(num_layers, 1, pretrained, weights_path)
         self.decoder = DepthDecoder(self.encoder.num_ch_enc)
 
@@ -187,5 +225,32 @@ class DepthNet(nn.Module):
                 f"DepthNet needs images of at least {MIN_INPUT_SIZE}×{MIN_INPUT_SIZE} pixels, "
                 f"got {tuple(x.shape[-2:])}"
             )
+        # A no-op except in a reduced-precision inference copy, whose weights are bf16/fp16.
+        x = x.to(self.encoder.encoder.conv1.weight.dtype)
         disp = self.decoder(self.encoder(x), out_size=tuple(x.shape[-2:]))
         return 1.0 / disp
+
+    def inference_copy(self, dtype: torch.dtype = torch.float32) -> DepthNet:
+        """A frozen copy for evaluation and inference, on the same device.
+
+        BatchNorm is folded into the convolutions (:func:`fold_batch_norm`), gradients are
+        off, the layout is channels_last, and with ``dtype`` bf16/fp16 the weights are
+        stored in it: autocast would otherwise cast every weight again at every call, and
+        the copy needs no autocast. The disparity head stays fp32 as in mixed-precision
+        training. Outputs equal ``self.eval()``'s up to rounding; the copy returns depth in
+        fp32 whatever ``dtype``.
+
+        The copy is built from the state dict, so it works on a ``.compile()``-d network
+        too (and is not compiled itself).
+        """
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
+        device = self.encoder.encoder.conv1.weight.device
+        net = DepthNet(self.num_layers)
+        net.load_state_dict(self.state_dict())
+        net = fold_batch_norm(net.to(device).eval()).requires_grad_(False)
+        net.to(memory_format=torch.channels_last)
+        if dtype != torch.float32:
+            net.to(dtype)
+            net.decoder.dispconvs.float()
+        return net

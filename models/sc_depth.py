@@ -89,6 +89,13 @@ class SCDepthV1(pl.LightningModule):
         """img: [B,3,H,W] normalised -> depth [B,1,H,W]."""
         return self.depth_net(self._prepare(img))
 
+    def inference_net(self, precision: str = "32") -> DepthNet:
+        """The depth network as ``test.py``, ``inference.py`` and the benchmark run it: a
+        frozen :meth:`DepthNet.inference_copy` (BatchNorm folded, weights in the dtype of
+        ``precision``, no autocast needed) on this model's device. Same depth as
+        ``self.eval()(img)`` up to rounding."""
+        return self.depth_net.inference_copy(precision_dtype(precision, self.device))
+
     def _prepare(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -300,20 +307,29 @@ def load_from_checkpoint(path: str, map_location: str | torch.device = "cpu",
     return model.to(map_location).eval()
 
 
-def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Lightning's mixed precision for our own loops (inference, test, benchmark): bf16
-    autocast on the CPU or a GPU, fp16 autocast on a GPU, nothing for "32". The depth head
-    and the pose average stay fp32 inside the networks. Raises ValueError for 16-mixed off
-    CUDA (CPU fp16 convolutions are emulated and slow) and for unknown names."""
+def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The compute dtype of a precision name: "32" fp32, "bf16-mixed" bf16 (CPU or GPU),
+    "16-mixed" fp16 (GPU only). Raises ValueError for 16-mixed off CUDA (CPU fp16
+    convolutions are emulated and slow) and for unknown names."""
     if precision == "32":
-        return contextlib.nullcontext()
+        return torch.float32
     if precision == "bf16-mixed":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.bfloat16
     if precision == "16-mixed":
         if device.type != "cuda":
             raise ValueError("16-mixed needs a CUDA device (use bf16-mixed on the CPU)")
-        return torch.autocast("cuda", dtype=torch.float16)
+        return torch.float16
     raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Lightning's mixed precision for our own training-step loops (the benchmark): autocast
+    to :func:`precision_dtype`'s dtype, nothing for "32". The depth head and the pose
+    average stay fp32 inside the networks."""
+    dtype = precision_dtype(precision, device)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

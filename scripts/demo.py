@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print("[2/5] scoring a constant depth and the untrained network", flush=True)
     constant = test_script.evaluate(ConstantDepth(), opts, device)
     torch.manual_seed(opts.seed if opts.seed is not None else 0)
-    untrained = test_script.evaluate(build_model(opts), opts, device)
+    untrained = test_script.evaluate(build_model(opts).inference_net(), opts, device)
 
     precision = args.precision or default_precision()
     print(f"[3/5] training SC-Depth V1 ({precision})", flush=True)

@@ -59,11 +59,11 @@ def run_main(main: Callable[[], int | None], prog: str) -> NoReturn:
 
 def check_precision(precision: str, device: Any) -> None:
     """``--infer_precision`` against the device, by the one rule of
-    ``models.sc_depth.autocast_context`` (fp16 autocast only on CUDA); a mismatch is a
-    UsageError (one line)."""
-    from models.sc_depth import autocast_context
+    ``models.sc_depth.precision_dtype`` (fp16 only on CUDA); a mismatch is a UsageError
+    (one line)."""
+    from models.sc_depth import precision_dtype
 
     try:
-        autocast_context(precision, device)
+        precision_dtype(precision, device)
     except ValueError as err:
         raise UsageError(f"--infer_precision {err}") from None

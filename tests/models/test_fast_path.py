@@ -202,3 +202,100 @@ def test_pose_networks_stay_fp32_under_bf16_unless_asked(version: str,
     if version == "v2":
         assert seen["rectify_net"] == expected
     assert all(torch.isfinite(v) for v in terms.values())
+
+
+# ----------------------------------------------------------------- inference copy
+def test_fold_batch_norm_hand_computed() -> None:
+    """conv (1→1, 1×1, weight 2, bias 1) then BN (mean 3, var 4−eps, γ 5, β 6):
+    5·((2x + 1) − 3)/2 + 6 = 5x + 1, one convolution with weight 5 and bias 1."""
+    from torch import nn
+
+    from models.depth_net import fold_batch_norm
+
+    conv, bn = nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)
+    with torch.no_grad():
+        conv.weight.fill_(2.0)
+        conv.bias.fill_(1.0)
+        bn.running_mean.fill_(3.0)
+        bn.running_var.fill_(4.0 - bn.eps)
+        bn.weight.fill_(5.0)
+        bn.bias.fill_(6.0)
+    folded = fold_batch_norm(nn.Sequential(conv, bn).eval())
+    assert isinstance(folded[1], nn.Identity)
+    assert folded[0].weight.item() == pytest.approx(5.0)
+    assert folded[0].bias.item() == pytest.approx(1.0)
+    x = torch.tensor([[[[0.0, 1.0, -2.0]]]])
+    torch.testing.assert_close(folded(x), torch.tensor([[[[1.0, 6.0, -9.0]]]]))
+
+
+def test_fold_batch_norm_refuses_training_mode_and_unpaired_batch_norm() -> None:
+    from torch import nn
+
+    from models.depth_net import fold_batch_norm
+
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norm(nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)))
+    with pytest.raises(ValueError, match="no convolution precedes"):
+        fold_batch_norm(nn.Sequential(nn.BatchNorm2d(1)).eval())
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_inference_net_fp32_equals_eval_forward(version: str) -> None:
+    """BatchNorm folded (none left), frozen, channels_last: the same depth as the system's
+    eval forward, and the system itself is left as it was."""
+    model = _system(version)
+    _randomise_bn_stats(model)
+    model.eval()
+    x = _batch(version)["tgt"]
+    with torch.inference_mode():
+        expected = model(x)
+        net = model.inference_net("32")
+        depth = net(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert not any(p.requires_grad for p in net.parameters())
+    assert not net.training
+    assert net.encoder.encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(depth, expected, rtol=1e-4, atol=1e-5)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.depth_net.modules())
+    assert all(p.requires_grad for p in model.depth_net.parameters())
+
+
+def test_inference_net_bf16_stores_bf16_weights_and_returns_fp32_depth(v1_state: dict) -> None:
+    """bf16 weights (no autocast needed), the head in fp32, depth in fp32 within bf16's
+    ~3 significant digits of the fp32 forward, and as close as bf16 autocast gets."""
+    model = _system("v1", state=v1_state).eval()
+    x = _batch("v1")["tgt"]
+    with torch.inference_mode():
+        expected = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = model(x)
+        net = model.inference_net("bf16-mixed")
+        depth = net(x)
+    assert net.encoder.encoder.conv1.weight.dtype == torch.bfloat16
+    assert net.decoder.upconvs1[-1].conv.conv.weight.dtype == torch.bfloat16
+    assert net.decoder.dispconvs[0].conv.weight.dtype == torch.float32
+    assert depth.dtype == torch.float32
+    error = ((depth - expected).abs() / expected).max()
+    assert error < 1e-2
+    assert error < 2 * ((autocast - expected).abs() / expected).max()
+
+
+def test_inference_net_of_a_compiled_network_is_not_compiled() -> None:
+    """``--compile`` compiles DepthNet in place (a checkpoint trained with it does so when
+    loaded); its inference copy is built from the state dict: the same weights, and its
+    forward runs eagerly (no forward of the compiled network runs here, so nothing is
+    compiled)."""
+    from models.depth_net import DepthNet
+
+    model = _system("v1").eval()
+    plain = model.inference_net("32")
+    model.depth_net.compile()
+    copy = model.inference_net("32")
+    assert type(copy) is DepthNet and copy.forward.__func__ is DepthNet.forward
+    for (name, a), (_, b) in zip(plain.state_dict().items(), copy.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_inference_net_refuses_fp16_on_the_cpu() -> None:
+    with pytest.raises(ValueError, match="16-mixed needs a CUDA device"):
+        _system("v1").inference_net("16-mixed")
