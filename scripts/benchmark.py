@@ -14,8 +14,15 @@ median of ``--steps`` steps after ``--warmup`` steps.
 
 Training step = forward + backward + Adam step through the real ``loss_terms``/``total_loss``
 of the system class, on a synthetic random batch in TrainFolder's format. Inference =
-DepthNet forward under ``inference_mode``. Data = samples/s of VideoDataModule's training
-loader over ``--data_dir`` (a synthetic set is generated there if it is missing).
+DepthNet forward under ``inference_mode`` (fast: the frozen copy, BatchNorm folded and
+weights in the run's precision, that ``test.py`` and ``inference.py`` run; plain: the
+training network in eval mode). Data = samples/s of VideoDataModule's training loader over
+``--data_dir`` (a synthetic set is generated there if it is missing).
+
+``--roofline`` adds what the hardware allows: the multiply-accumulates of every convolution
+in a step (forward and backward) and in an inference call, this device's rate on a large
+3×3 convolution in each precision, and the least time that work takes at that rate.
+
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` of the run; on CPU the peak
 resident set size of the process during the run (the high-water mark is reset at the start
 of each run where Linux allows it, so it includes the ~0.3–0.5 GB of the libraries).
@@ -88,6 +95,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2],
                    help="DataLoader worker counts for --data")
     p.add_argument("--cache_frames", action="store_true", help="--data with the frame cache")
+    p.add_argument("--roofline", action="store_true",
+                   help="also count the convolutions' multiply-accumulates of a step and of "
+                        "an inference call, measure this device's peak 3x3-convolution "
+                        "rate in each precision, and print the least time they allow")
     p.add_argument("--json", action="store_true", help="one JSON object per run per line")
     p.add_argument("--in_process", action="store_true",
                    help="run every configuration in this process (default: each in a fresh "
@@ -244,15 +255,30 @@ def bench_train_step(model: torch.nn.Module, batch: dict[str, Any], precision: s
 
 
 def bench_inference(model: torch.nn.Module, batch_size: int, height: int, width: int,
-                    precision: str, device: torch.device, steps: int, warmup: int
-                    ) -> list[float]:
-    """Seconds per DepthNet forward of ``batch_size`` images (eval, inference_mode)."""
-    model.eval()
-    img = torch.randn(batch_size, 3, height, width, device=device)
+                    precision: str, device: torch.device, steps: int, warmup: int,
+                    mode: str = "fast", compile_: bool = False) -> list[float]:
+    """Seconds per depth forward of ``batch_size`` images under ``inference_mode``.
 
-    def forward() -> None:
-        with torch.inference_mode(), autocast_context(precision, device):
-            model(img)
+    ``fast`` runs what ``test.py`` and ``inference.py`` run: the frozen
+    ``model.inference_net(precision)`` (BatchNorm folded, weights in the precision's
+    dtype, channels_last), compiled with ``compile_``. ``plain`` runs the training network
+    in eval mode as it is (NCHW, BatchNorm as a layer), under autocast for ``precision``.
+    """
+    img = torch.randn(batch_size, 3, height, width, device=device)
+    if mode == "fast":
+        net = model.inference_net(precision)
+        if compile_:
+            net.compile()
+
+        def forward() -> None:
+            with torch.inference_mode():
+                net(img)
+    else:
+        model.eval()
+
+        def forward() -> None:
+            with torch.inference_mode(), autocast_context(precision, device):
+                model(img)
 
     return time_calls(forward, steps, warmup, device)
 
@@ -325,7 +351,8 @@ def run_config(args: argparse.Namespace, mode: str, precision: str) -> dict[str,
             record["_train_times"] = times
         if "infer" not in args.skip:
             times = bench_inference(model, args.batch_size, args.height, args.width,
-                                    precision, device, args.steps, args.warmup)
+                                    precision, device, args.steps, args.warmup, mode,
+                                    args.compile)
             record["_infer_times"] = times
         del model
     record["peak_mem_mb"] = mem.mb
@@ -366,6 +393,96 @@ def planned_runs(args: argparse.Namespace) -> list[tuple[str, str]]:
     return [(mode, args.precision) for mode in modes]
 
 
+# ---------------------------------------------------------------------------- roofline
+# A ResNet-like 3×3 convolution, big enough for oneDNN/cuDNN to run at their best: how many
+# multiply-accumulates per second this device's convolutions reach in a precision.
+PEAK_CONV = {"batch": 16, "channels": 128, "height": 64, "width": 80}
+NETWORKS = ("depth_net", "pose_net", "rectify_net")
+
+
+def conv_macs(model: torch.nn.Module, fn: Callable[[], Any]) -> dict[str, int]:
+    """Multiply-accumulates of the Conv2d forwards that ``fn()`` runs, per network of
+    ``model`` (``depth_net``, ``pose_net``, V2's ``rectify_net``): for each call,
+    output elements × (input channels / groups) × kernel area."""
+    counts: dict[str, int] = {}
+    hooks = []
+    for name in NETWORKS:
+        net = getattr(model, name, None)
+        if net is None:
+            continue
+        counts[name] = 0
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                def hook(mod: torch.nn.Conv2d, _inp: Any, out: torch.Tensor,
+                         name: str = name) -> None:
+                    kh, kw = mod.kernel_size
+                    counts[name] += out.numel() * (mod.in_channels // mod.groups) * kh * kw
+                hooks.append(module.register_forward_hook(hook))
+    try:
+        fn()
+    finally:
+        for h in hooks:
+            h.remove()
+    return counts
+
+
+def conv_peak_gmac_s(precision: str, device: torch.device, steps: int = 5) -> float:
+    """GMAC/s of :data:`PEAK_CONV` in ``precision``'s dtype (best of ``steps`` calls)."""
+    from models.sc_depth import precision_dtype
+
+    dtype = precision_dtype(precision, device)
+    c = PEAK_CONV["channels"]
+    conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(device, dtype)
+    conv = conv.to(memory_format=torch.channels_last)
+    x = torch.randn(PEAK_CONV["batch"], c, PEAK_CONV["height"], PEAK_CONV["width"],
+                    device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    macs = x.numel() * c * 9
+    with torch.inference_mode():
+        times = time_calls(lambda: conv(x), steps, 2, device)
+    return macs / min(times) / 1e9
+
+
+def step_bound_s(train_gmac: dict[str, float], peaks: dict[str, float], precision: str
+                 ) -> float:
+    """Least seconds a training step's convolutions take at the peak rates: DepthNet's at
+    ``precision``'s, PoseNet's and ARN's at fp32's, since they run in fp32 under mixed
+    precision (``SCDepthV1.pose_precision``). ``train_gmac``: GMAC per network, forward
+    and backward."""
+    return sum(gmac / peaks[precision if name == "depth_net" else "32"]
+               for name, gmac in train_gmac.items())
+
+
+def roofline(args: argparse.Namespace) -> dict[str, Any]:
+    """The convolution work of a step and of an inference call, and the least time this
+    device needs for it in each precision of ``--compare`` (a lower bound: everything else
+    in a step is left out)."""
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    model = build_system(args.version, "fast", device)
+    batch = synthetic_batch(args.version, args.batch_size, args.height, args.width, device,
+                            seed=args.seed)
+    with torch.no_grad():
+        forward = conv_macs(model, lambda: model.loss_terms(batch))
+    model.eval()
+    img = torch.randn(args.batch_size, 3, args.height, args.width, device=device)
+    with torch.inference_mode():
+        infer = conv_macs(model, lambda: model(img))["depth_net"]
+    # A convolution's backward is two products of its forward's size (the input and the
+    # weight gradients), so a step costs about 3× its forward.
+    train_gmac = {name: 3 * macs / 1e9 for name, macs in forward.items()}
+    plan = COMPARE_RUNS_CUDA if device.type == "cuda" else COMPARE_RUNS
+    peaks = {p: conv_peak_gmac_s(p, device) for p in dict.fromkeys(p for _, p in plan)}
+    infer_gmac_img = infer / 1e9 / args.batch_size
+    return {
+        "kind": "roofline", "version": args.version, "height": args.height,
+        "width": args.width, "batch_size": args.batch_size, "device": device.type,
+        "train_gmac": train_gmac, "infer_gmac_per_img": infer_gmac_img,
+        "peak_gmac_s": peaks,
+        "train_bound_s": {p: step_bound_s(train_gmac, peaks, p) for p in peaks},
+        "infer_bound_img_s": {p: peaks[p] / infer_gmac_img for p in peaks},
+    }
+
+
 # ----------------------------------------------------------------------------- output
 def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
@@ -373,11 +490,11 @@ def _fmt(value: Any, spec: str) -> str:
 
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     """The runs as a table, with speed-ups relative to the first run."""
-    runs = [r for r in records if r.get("kind") != "data"]
+    runs = [r for r in records if r.get("kind") not in ("data", "roofline")]
     lines = []
     if runs:
         ref = runs[0]
-        lines.append(f"{'version':7} {'mode':5} {'precision':10} {'size':9} {'B':>2} "
+        lines.append(f"{'version':7} {'mode':6} {'precision':10} {'size':9} {'B':>2} "
                      f"{'step s':>8} {'x step':>6} {'infer img/s':>11} {'x infer':>7} "
                      f"{'peak MB':>8}")
         for r in runs:
@@ -386,7 +503,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
             inf_x = (r["infer_img_s"] / ref["infer_img_s"]
                      if "infer_img_s" in r and "infer_img_s" in ref else None)
             mode = r["mode"] + ("+c" if r["compile"] else "")
-            lines.append(f"{r['version']:7} {mode:5} {r['precision']:10} "
+            lines.append(f"{r['version']:7} {mode:6} {r['precision']:10} "
                          f"{r['height']}x{r['width']:<5} {r['batch_size']:>2} "
                          f"{_fmt(r.get('train_step_s'), '8.3f')} {_fmt(step_x, '6.2f')} "
                          f"{_fmt(r.get('infer_img_s'), '11.1f')} {_fmt(inf_x, '7.2f')} "
@@ -396,10 +513,32 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                      f"load {_fmt(ref['load_avg_1min'], '.1f')}; speed-ups vs the first row; "
                      f"memory: {ref['peak_mem_kind']})")
     for r in records:
+        if r.get("kind") == "roofline":
+            lines.append(format_roofline(r, runs))
         if r.get("kind") == "data":
             lines.append(f"data {r['version']} {r['height']}x{r['width']} B={r['batch_size']} "
                          f"workers={r['workers']} cache={r['cache_frames']}: "
                          f"{r['data_samples_s']:.1f} samples/s")
+    return "\n".join(lines)
+
+
+def format_roofline(r: dict[str, Any], runs: Sequence[dict[str, Any]]) -> str:
+    """The roofline record in words; with runs, the speed-up over the first run that each
+    precision's bound leaves room for."""
+    nets = ", ".join(f"{name} {gmac:.0f}" for name, gmac in r["train_gmac"].items())
+    peaks = ", ".join(f"{p} {v:.0f}" for p, v in r["peak_gmac_s"].items())
+    lines = [f"roofline: a step's convolutions are {sum(r['train_gmac'].values()):.0f} GMAC "
+             f"({nets}; forward + backward), an image's inference {r['infer_gmac_per_img']:.2f}"
+             f" GMAC; peak 3x3-convolution GMAC/s here: {peaks}"]
+    ref = runs[0] if runs else {}
+    for p, bound in r["train_bound_s"].items():
+        line = (f"  {p}: step >= {bound:.3f} s, inference <= "
+                f"{r['infer_bound_img_s'][p]:.1f} img/s")
+        if "train_step_s" in ref:
+            line += f"; at most {ref['train_step_s'] / bound:.2f}x the first row's step"
+        if "infer_img_s" in ref:
+            line += f", {r['infer_bound_img_s'][p] / ref['infer_img_s']:.2f}x its inference"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -440,6 +579,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     records = []
     for per_config in rounds:
         records.append(merge_rounds(per_config))
+        if args.json:
+            print(json.dumps(records[-1]), flush=True)
+    if args.roofline:
+        records.append(roofline(args))
         if args.json:
             print(json.dumps(records[-1]), flush=True)
     if args.data:

@@ -137,3 +137,48 @@ def test_frame_cache_returns_equal_copies(tiny_dataset: Path) -> None:
     small.get(path, read_image)
     small.get(plain.samples[1][1], read_image)
     assert len(small) == 1 and small.nbytes <= small.max_bytes
+
+
+def test_conv_macs_hand_computed() -> None:
+    """3→8 3×3 on 4×5 (padding 1): 8·4·5 outputs × 3·9 = 4320; 6→4 1×1 in two groups on
+    2×2: 4·2·2 outputs × 3 = 48; a network that is absent is not listed."""
+    model = torch.nn.Module()
+    model.depth_net = torch.nn.Conv2d(3, 8, 3, padding=1)
+    model.pose_net = torch.nn.Conv2d(6, 4, 1, groups=2)
+    x, y = torch.zeros(1, 3, 4, 5), torch.zeros(1, 6, 2, 2)
+    counts = benchmark.conv_macs(model, lambda: (model.depth_net(x), model.pose_net(y)))
+    assert counts == {"depth_net": 4320, "pose_net": 48}
+    model.depth_net(x)  # the hooks are gone
+    assert benchmark.conv_macs(model, lambda: None) == {"depth_net": 0, "pose_net": 0}
+
+
+def test_step_bound_keeps_pose_networks_at_fp32_peak() -> None:
+    gmac = {"depth_net": 190.0, "pose_net": 156.0}
+    peaks = {"32": 100.0, "bf16-mixed": 200.0}
+    assert benchmark.step_bound_s(gmac, peaks, "32") == pytest.approx(3.46)
+    assert benchmark.step_bound_s(gmac, peaks, "bf16-mixed") == pytest.approx(0.95 + 1.56)
+
+
+def test_roofline_record_counts_every_frame_and_pair(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    """A V1 step runs DepthNet on 3 frames and PoseNet on 4 pairs per sample, forward and
+    backward (3×), so its DepthNet work is 9 × batch × one image's inference."""
+    argv = ["--version", "v1", "--height", "64", "--width", "96", "--batch_size", "2",
+            "--steps", "1", "--warmup", "0", "--device", "cpu", "--roofline", "--json",
+            "--threads", "1", "--in_process", "--skip", "infer"]
+    assert benchmark.main(argv) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if line.strip()]
+    run, roof = records
+    assert roof["kind"] == "roofline" and roof["device"] == "cpu"
+    assert roof["train_gmac"]["depth_net"] == pytest.approx(9 * 2 * roof["infer_gmac_per_img"])
+    assert set(roof["train_gmac"]) == {"depth_net", "pose_net"}
+    assert set(roof["peak_gmac_s"]) == {"32", "bf16-mixed"}
+    assert all(v > 0 for v in roof["peak_gmac_s"].values())
+    for p, bound in roof["train_bound_s"].items():
+        assert bound == pytest.approx(benchmark.step_bound_s(roof["train_gmac"],
+                                                             roof["peak_gmac_s"], p))
+        assert roof["infer_bound_img_s"][p] == pytest.approx(
+            roof["peak_gmac_s"][p] / roof["infer_gmac_per_img"])
+    text = benchmark.format_table([run, roof])
+    assert "roofline:" in text and "at most" in text and "bf16-mixed: step >=" in text
