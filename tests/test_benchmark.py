@@ -161,8 +161,9 @@ def test_step_bound_keeps_pose_networks_at_fp32_peak() -> None:
 
 def test_roofline_record_counts_every_frame_and_pair(capsys: pytest.CaptureFixture[str]
                                                      ) -> None:
-    """A V1 step runs DepthNet on 3 frames and PoseNet on 4 pairs per sample, forward and
-    backward (3×), so its DepthNet work is 9 × batch × one image's inference."""
+    """A V1 step runs DepthNet on the 3 frames of each sample, forward and backward (3×),
+    so its DepthNet work is 9 × batch × one image's inference; the bounds are the work at
+    the measured peaks."""
     argv = ["--version", "v1", "--height", "64", "--width", "96", "--batch_size", "2",
             "--steps", "1", "--warmup", "0", "--device", "cpu", "--roofline", "--json",
             "--threads", "1", "--in_process", "--skip", "infer"]
