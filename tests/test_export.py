@@ -40,6 +40,9 @@ def test_torchscript_matches_pytorch(ckpt, tmp_path, capsys):
     with torch.no_grad():
         ours, ref = traced(x), model(x)
     assert ours.shape == (3, 1, 48, 64)
+    # The frozen copy is exported: BatchNorm is folded into the convolutions.
+    assert "batch_norm" not in str(traced.inlined_graph)
+    assert "aten::_convolution" in str(traced.inlined_graph)
     assert export.max_relative_error(ours.numpy(), ref.numpy()) <= 1e-4
     assert not list(out.glob(".*"))  # no temporary files left
 
