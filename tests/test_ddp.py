@@ -11,9 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import tiny_train_args
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, tiny_train_args
 
 
 def test_train_ddp_two_cpu_processes(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 import eval_pose
 import inference
@@ -184,8 +185,7 @@ class NotAllowed:
 def test_checkpoint_with_another_class_is_refused_unread(tmp_path, capsys):
     path = tmp_path / "evil.ckpt"
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "a.jpg").write_bytes((Path(__file__).parents[1] / "demo" / "input"
-                                             / "00.jpg").read_bytes())
+    (tmp_path / "in" / "a.jpg").write_bytes((ROOT / "demo" / "input" / "00.jpg").read_bytes())
     torch.save({"state_dict": published_state_dict(18, ("depth_net.", "pose_net.")),
                 "hyper_parameters": NotAllowed()}, path)
     with pytest.raises(CheckpointError) as info:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_train_args
+from conftest import ROOT, tiny_train_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
@@ -28,7 +28,6 @@ from models.sc_depth import NonFiniteLossError, build_model
 from utils.checkpoint import load_checkpoint
 from utils.cli import run_main
 
-REPO = Path(__file__).resolve().parents[1]
 STEPS = 3  # optimizer steps an epoch
 EPOCHS = 2
 
@@ -95,7 +94,7 @@ def test_kill_9_mid_epoch_then_resume_joins_the_uninterrupted_run(
     run_dir = tmp_path / "killed" / "version_0"
     output = tmp_path / "output.txt"
     with output.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO, stdout=out,
+        proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=out,
                                 stderr=subprocess.STDOUT)
     try:
         def progress() -> str:

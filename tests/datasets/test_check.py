@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import test as test_script
 import train
@@ -23,7 +24,6 @@ from datasets.depth_io import DatasetError
 from datasets.video_folder import TrainFolder
 from utils.cli import run_main
 
-REPO = Path(__file__).resolve().parents[2]
 H, W = 16, 20
 CAM = "10 0 10\n0 10 8\n0 0 1\n"
 
@@ -254,7 +254,7 @@ def test_missing_test_ground_truth_through_test_py(data: Path,
 # ---------------------------------------------------- real processes: no traceback printed
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
                           env=env, timeout=300)
 
 
