@@ -89,7 +89,9 @@ class VideoDataModule(pl.LightningDataModule):
                            skip_frames=self.opts.skip_frames,
                            use_frame_index=self.opts.use_frame_index,
                            transform=transform, with_prior=self.with_prior,
-                           cache_frames=self.cache_frames)
+                           cache_frames=self.cache_frames,
+                           # V3 logs how many moving-object pixels its ranking picks
+                           with_motion_masks=self.with_prior)
 
     def _build_val(self) -> Dataset:
         root = self.dataset_dir / "training"

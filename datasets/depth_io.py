@@ -23,6 +23,7 @@ __all__ = [
     "read_gt_depth",
     "read_image",
     "read_intrinsics",
+    "read_motion_mask",
     "read_prior",
 ]
 
@@ -221,6 +222,17 @@ def read_prior(path: str | Path) -> np.ndarray:
     prior = _clean_depth(_check_2d(prior, path))
     peak = float(prior.max())
     return prior / peak if peak > 0 else prior
+
+
+def read_motion_mask(path: str | Path) -> np.ndarray:
+    """Read a moving-object mask (``training/<scene>/dynamic/*.png``, as the synthetic
+    generator writes them): any non-zero pixel is on a moving object.
+
+    Returns: ``[H,W]`` float32, 1 on moving objects and 0 elsewhere.
+    """
+    path = Path(path)
+    mask = _decode(path, cv2.IMREAD_GRAYSCALE)
+    return (mask > 0).astype(np.float32)
 
 
 def read_intrinsics(path: str | Path) -> np.ndarray:

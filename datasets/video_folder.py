@@ -32,6 +32,7 @@ from datasets.depth_io import (
     read_gt_depth,
     read_image,
     read_intrinsics,
+    read_motion_mask,
     read_prior,
 )
 from datasets.transforms import ToTensor, Transform
@@ -48,6 +49,9 @@ __all__ = [
     "read_scene_list",
     "scene_dirs",
 ]
+
+# Per-scene folder of moving-object masks (training diagnostics only).
+MOTION_MASK_DIR = "dynamic"
 
 # Default budget of --cache_frames per process (each DataLoader worker holds its own copy).
 CACHE_BYTES = 2 << 30
@@ -203,16 +207,19 @@ class TrainFolder(Dataset):
     (``s = (sequence_length-1)//2``, ``k = skip_frames``), in temporal order, for every
     ``i`` whose references all exist. With ``use_frame_index`` the frames are those listed
     in ``frame_index.txt``, in that order. With ``with_prior`` (V3) the target's prior
-    ``leres_depth/<stem>.png`` is loaded and transformed along with the images.
+    ``leres_depth/<stem>.png`` is loaded and transformed along with the images. With
+    ``with_motion_masks``, when every scene has a ``dynamic/`` folder of moving-object masks
+    (the synthetic generator writes them), the target's mask is loaded too; it feeds a
+    training diagnostic only (``has_motion_masks`` tells whether it is loaded).
 
     Item: dict(tgt [3,H,W], refs list of [3,H,W], K [3,3], K_inv [3,3],
-    tgt_prior [1,H,W] (with_prior only)).
+    tgt_prior [1,H,W] (with_prior only), tgt_dynamic [1,H,W] in {0,1} (has_motion_masks only)).
     """
 
     def __init__(self, root: str | Path, train: bool = True, sequence_length: int = 3,
                  skip_frames: int = 1, use_frame_index: bool = False,
                  transform: Transform | None = None, with_prior: bool = False,
-                 cache_frames: bool = False) -> None:
+                 cache_frames: bool = False, with_motion_masks: bool = False) -> None:
         if sequence_length < 3 or sequence_length % 2 == 0:
             raise ValueError(f"sequence_length must be odd and >= 3, got {sequence_length}")
         if skip_frames < 1:
@@ -226,9 +233,11 @@ class TrainFolder(Dataset):
         shifts = [s * skip_frames for s in range(-half, half + 1) if s != 0]
         reach = half * skip_frames
 
+        self.has_motion_masks = with_motion_masks and all(
+            (scene / MOTION_MASK_DIR).is_dir() for scene in self.scenes)
         self.intrinsics: list[np.ndarray] = []
-        # (scene index, target, references, prior or None)
-        self.samples: list[tuple[int, Path, tuple[Path, ...], Path | None]] = []
+        # (scene index, target, references, prior or None, motion mask or None)
+        self.samples: list[tuple[int, Path, tuple[Path, ...], Path | None, Path | None]] = []
         for scene in self.scenes:
             all_frames = list_images(scene)
             frames = all_frames
@@ -245,12 +254,16 @@ class TrainFolder(Dataset):
             if with_prior:
                 priors = list(pair_by_name(targets, scene / "leres_depth", (".png", ".npy"),
                                            "prior", all_images=all_frames))
+            motion: list[Path | None] = [None] * len(targets)
+            if self.has_motion_masks:
+                motion = list(pair_by_name(targets, scene / MOTION_MASK_DIR, (".png",),
+                                           "moving-object mask", all_images=all_frames))
             scene_idx = len(self.intrinsics)
             self.intrinsics.append(read_intrinsics(scene / "cam.txt"))
-            for j, (tgt, prior) in enumerate(zip(targets, priors)):
+            for j, (tgt, prior, mask) in enumerate(zip(targets, priors, motion)):
                 i = j + reach
                 refs = tuple(frames[i + d] for d in shifts)
-                self.samples.append((scene_idx, tgt, refs, prior))
+                self.samples.append((scene_idx, tgt, refs, prior, mask))
         if not self.samples:
             raise DatasetError(f"no training samples in {self.root} "
                                f"(scenes of {'train' if train else 'val'}.txt, "
@@ -260,7 +273,7 @@ class TrainFolder(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        scene_idx, tgt_path, ref_paths, prior_path = self.samples[index]
+        scene_idx, tgt_path, ref_paths, prior_path, motion_path = self.samples[index]
         images = [_read(self.cache, p, read_image) for p in (tgt_path, *ref_paths)]
         shape = images[0].shape
         for path, img in zip(ref_paths, images[1:]):
@@ -275,11 +288,20 @@ class TrainFolder(Dataset):
                 # that the crops and flips hit the same pixels
                 prior = cv2.resize(prior, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
             maps.append(prior)
+        if motion_path is not None:
+            motion = _read(self.cache, motion_path, read_motion_mask)
+            if motion.shape != shape[:2]:
+                raise DatasetError(f"moving-object mask size {motion.shape} differs from the "
+                                   f"frame's {shape[:2]}: {motion_path}")
+            maps.append(motion)
         images_t, K, maps_t = _apply(self.transform, images, self.intrinsics[scene_idx], maps)
         sample = {"tgt": images_t[0], "refs": images_t[1:], "K": K,
                   "K_inv": torch.linalg.inv(K.double()).float()}
         if prior_path is not None:
             sample["tgt_prior"] = maps_t[0]
+        if motion_path is not None:
+            # resampling may blend the mask's edges: a pixel is moving if mostly covered
+            sample["tgt_dynamic"] = (maps_t[-1] > 0.5).float()
         return sample
 
 

@@ -15,6 +15,8 @@ data's device) so that tests can make the sampling deterministic.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +25,7 @@ from losses.normals import depth_to_normals
 
 __all__ = [
     "MaskRankingLoss",
+    "MaskRankingOutput",
     "NormalRankingLoss",
     "dynamic_confidence",
     "ranking_targets",
@@ -92,6 +95,19 @@ def ranking_targets(
     nearer = valid & (zB > ratio * zA)
     target = farther.to(zA.dtype) - nearer.to(zA.dtype)
     return target, farther | nearer
+
+
+@dataclass
+class MaskRankingOutput:
+    """What :class:`MaskRankingLoss` returns.
+
+    loss: the scalar ranking loss; unreliable: ``[B,k]`` flat pixel indices of the pixels it
+    took as unreliable (the lowest confidence), for diagnostics such as how many of them lie
+    on moving objects.
+    """
+
+    loss: torch.Tensor
+    unreliable: torch.Tensor
 
 
 class MaskRankingLoss(nn.Module):
@@ -196,10 +212,13 @@ class MaskRankingLoss(nn.Module):
         prior_depth: torch.Tensor,
         confidence: torch.Tensor,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """pred_depth, prior_depth, confidence: ``[B,1,H,W]`` -> scalar loss."""
+    ) -> MaskRankingOutput:
+        """pred_depth, prior_depth, confidence: ``[B,1,H,W]`` -> the loss and the unreliable
+        pixels it used."""
         idx_a, idx_b = self.sample_pairs(confidence, generator)
-        return self.pair_loss(pred_depth, prior_depth, idx_a, idx_b)
+        k = int(self.unreliable_fraction * confidence[0].numel())
+        return MaskRankingOutput(self.pair_loss(pred_depth, prior_depth, idx_a, idx_b),
+                                 idx_a[:, :k])
 
 
 # Sobel kernels for d/du (columns, to the right) and d/dv (rows, downwards).

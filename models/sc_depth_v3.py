@@ -97,16 +97,30 @@ class SCDepthV3(SCDepthV1):
             K_inv = batch["K_inv"].float()
             image = batch["tgt"].float()
             terms["normal_matching_loss"] = normal_matching_loss(depth, prior, K_inv)
-            terms["mask_rank_loss"] = self.mask_ranking_loss(
-                depth, prior, confidence.float(), generator)
+            ranking = self.mask_ranking_loss(depth, prior, confidence.float(), generator)
+            terms["mask_rank_loss"] = ranking.loss
             terms["normal_rank_loss"] = self.normal_ranking_loss(
                 depth, prior, image, K_inv, generator)
         context["confidence"] = confidence
+        if "tgt_dynamic" in batch and ranking.unreliable.numel() > 0:
+            # Does the ranking look at the moving objects? The share of moving-object pixels
+            # among the unreliable ones, against their share of the image (chance level).
+            dynamic = batch["tgt_dynamic"].reshape(tgt_depth.shape[0], -1) > 0.5
+            picked = dynamic.gather(1, ranking.unreliable)
+            context["unreliable_dynamic_share"] = picked.float().mean()
+            context["dynamic_fraction"] = dynamic.float().mean()
         return terms, context
 
     def extra_train_logs(self, context: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Mean dynamic-region confidence: how much of the image the warps can vouch for."""
-        return {"train/confidence_mean": context["confidence"].mean()}
+        """Mean dynamic-region confidence (how much of the image the warps can vouch for)
+        and, on data with moving-object masks, ``unreliable_dynamic_share`` (the share of
+        moving-object pixels among the 20 % the mask ranking takes as unreliable) beside
+        ``dynamic_fraction`` (their share of the whole image, what a random pick would get)."""
+        logs = {"train/confidence_mean": context["confidence"].mean()}
+        if "unreliable_dynamic_share" in context:
+            logs["train/unreliable_dynamic_share"] = context["unreliable_dynamic_share"]
+            logs["train/dynamic_fraction"] = context["dynamic_fraction"]
+        return logs
 
     def log_train_images(self, batch: Mapping[str, Any], context: Mapping[str, Any]) -> None:
         """V1's input/depth pair, and target | prior | confidence (first sample)."""

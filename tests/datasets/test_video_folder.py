@@ -133,6 +133,34 @@ def test_prior_follows_the_flip(tmp_path: Path) -> None:
     assert float(sample["K"][0, 2]) == pytest.approx(W - CAM[0, 2])
 
 
+def write_motion_masks(train: Path, scenes: Sequence[str] = ("scene_0", "scene_1")) -> None:
+    """dynamic/<frame>.png for the named scenes: frame i has a moving object in column i."""
+    for name in scenes:
+        scene = train / name
+        (scene / "dynamic").mkdir()
+        for path in sorted(scene.glob("*.jpg")):
+            mask = np.zeros((H, W), np.uint8)
+            mask[:, int(path.stem)] = 255
+            cv2.imwrite(str(scene / "dynamic" / f"{path.stem}.png"), mask)
+
+
+def test_motion_masks_loaded_flipped_and_only_when_every_scene_has_them(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path)
+    write_motion_masks(root)
+    flip = Compose([RandomHorizontalFlip(p=1.0), ToTensor()])
+    ds = TrainFolder(root, sequence_length=3, with_motion_masks=True, transform=flip)
+    assert ds.has_motion_masks
+    mask = ds[0]["tgt_dynamic"]  # target frame 1, its column 1 flipped to W - 2
+    assert mask.shape == (1, H, W) and set(mask.unique().tolist()) == {0.0, 1.0}
+    assert mask[0, :, W - 2].all() and mask.sum() == H
+    assert "tgt_dynamic" not in TrainFolder(root, sequence_length=3)[0]
+    # one scene without masks: none are loaded, so that every batch has the same keys
+    other = write_dataset(tmp_path / "partial")
+    write_motion_masks(other, scenes=("scene_0",))
+    partial = TrainFolder(other, sequence_length=3, with_motion_masks=True)
+    assert not partial.has_motion_masks and "tgt_dynamic" not in partial[0]
+
+
 def test_missing_or_extra_prior_is_named(tmp_path: Path) -> None:
     root = write_dataset(tmp_path)
     missing = root / "scene_1" / "leres_depth" / "000002.png"

@@ -81,7 +81,7 @@ def test_forward_hand_computed_on_2x2(seed):
     idx_a, idx_b = loss_fn.sample_pairs(conf, _gen(seed))
     assert idx_a.shape == idx_b.shape == (1, 3)
     assert idx_a[0, 0].item() == 0 and idx_b[0, 0].item() != 0
-    assert loss_fn(pred, prior, conf, _gen(seed)).item() == pytest.approx(_softplus(0.5))
+    assert loss_fn(pred, prior, conf, _gen(seed)).loss.item() == pytest.approx(_softplus(0.5))
 
 
 def test_sample_pairs_selects_lowest_confidence_and_reliable_partners():
@@ -111,13 +111,14 @@ def test_mask_ranking_is_deterministic_with_a_generator():
     prior = torch.rand(2, 1, 6, 7, generator=_gen(4)) + 0.5
     conf = torch.rand(2, 1, 6, 7, generator=_gen(5))
     loss_fn = MaskRankingLoss()
-    assert loss_fn(pred, prior, conf, _gen(7)).item() == loss_fn(pred, prior, conf, _gen(7)).item()
+    assert (loss_fn(pred, prior, conf, _gen(7)).loss.item()
+            == loss_fn(pred, prior, conf, _gen(7)).loss.item())
 
 
 def test_mask_ranking_constant_confidence_finite_and_differentiable():
     pred = (torch.rand(2, 1, 6, 7, generator=_gen(3)) + 0.5).requires_grad_(True)
     prior = torch.rand(2, 1, 6, 7, generator=_gen(4)) + 0.5
-    loss = MaskRankingLoss()(pred, prior, torch.ones(2, 1, 6, 7), _gen(0))
+    loss = MaskRankingLoss()(pred, prior, torch.ones(2, 1, 6, 7), _gen(0)).loss
     loss.backward()
     assert torch.isfinite(loss) and loss.item() > 0
     assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
@@ -125,7 +126,8 @@ def test_mask_ranking_constant_confidence_finite_and_differentiable():
 
 def test_mask_ranking_all_prior_invalid_is_zero_with_a_graph():
     pred = (torch.rand(2, 1, 6, 7, generator=_gen(3)) + 0.5).requires_grad_(True)
-    loss = MaskRankingLoss()(pred, torch.zeros(2, 1, 6, 7), torch.rand(2, 1, 6, 7), _gen(0))
+    loss = MaskRankingLoss()(pred, torch.zeros(2, 1, 6, 7), torch.rand(2, 1, 6, 7),
+                             _gen(0)).loss
     assert loss.item() == 0.0 and loss.requires_grad
     loss.backward()
     assert torch.equal(pred.grad, torch.zeros_like(pred))
@@ -147,7 +149,7 @@ def test_mask_ranking_gradcheck():
     prior = torch.rand(2, 1, 4, 5, generator=_gen(9), dtype=F64) + 0.5
     conf = torch.rand(2, 1, 4, 5, generator=_gen(10))
     loss_fn = MaskRankingLoss()
-    assert torch.autograd.gradcheck(lambda p: loss_fn(p, prior, conf, _gen(0)), (pred,))
+    assert torch.autograd.gradcheck(lambda p: loss_fn(p, prior, conf, _gen(0)).loss, (pred,))
 
 
 def test_normalized_mask_ranking_hand_computed_and_scale_invariant():
@@ -166,11 +168,11 @@ def test_normalized_mask_ranking_hand_computed_and_scale_invariant():
     pred = (torch.rand(2, 1, 4, 5, generator=_gen(8), dtype=F64) + 0.5).requires_grad_(True)
     prior = torch.rand(2, 1, 4, 5, generator=_gen(9), dtype=F64) + 0.5
     conf = torch.rand(2, 1, 4, 5, generator=_gen(10))
-    loss_fn(pred, prior, conf, _gen(0)).backward()
+    loss_fn(pred, prior, conf, _gen(0)).loss.backward()
     radial = (pred.grad * pred.detach()).flatten(1).sum(1)
     torch.testing.assert_close(radial, torch.zeros(2, dtype=F64), atol=1e-12, rtol=0)
     assert pred.grad.abs().sum() > 0
-    assert torch.autograd.gradcheck(lambda p: loss_fn(p, prior, conf, _gen(0)), (pred,))
+    assert torch.autograd.gradcheck(lambda p: loss_fn(p, prior, conf, _gen(0)).loss, (pred,))
 
 
 # ---------------------------------------------------------------- normal ranking

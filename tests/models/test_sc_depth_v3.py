@@ -11,7 +11,7 @@ from conftest import tiny_train_args
 
 import train
 from losses.normals import normal_matching_loss
-from losses.ranking import dynamic_confidence
+from losses.ranking import MaskRankingOutput, dynamic_confidence
 from models.sc_depth import SCDepthV1, build_model, load_from_checkpoint
 from models.sc_depth_v3 import SCDepthV3
 
@@ -124,6 +124,28 @@ def test_unchecked_reliable_gives_unchecked_pixels_confidence_one(model: SCDepth
     torch.testing.assert_close(public["confidence"], spec["confidence"] + unchecked)
 
 
+def test_unreliable_dynamic_share_counts_moving_pixels_among_the_unreliable(
+        model: SCDepthV3, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ranking takes pixels 0-3 of image 0 and 4-7 of image 1 as unreliable; the moving
+    # object covers pixels 0-5 of both images: 4 + 2 of the 8 picks are on it.
+    unreliable = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    monkeypatch.setattr(model.mask_ranking_loss, "forward", lambda *args: MaskRankingOutput(
+        torch.zeros(()), unreliable))
+    batch = make_batch()
+    dynamic = torch.zeros(B, 1, H, W)
+    dynamic.view(B, -1)[:, :6] = 1.0
+    batch["tgt_dynamic"] = dynamic
+    with torch.no_grad():
+        _, context = model.loss_terms(batch)
+    logs = model.extra_train_logs(context)
+    assert logs["train/unreliable_dynamic_share"].item() == pytest.approx(6 / 8)
+    assert logs["train/dynamic_fraction"].item() == pytest.approx(6 / (H * W))
+    del batch["tgt_dynamic"]  # real data without masks: no such figure
+    with torch.no_grad():
+        _, context = model.loss_terms(batch)
+    assert set(model.extra_train_logs(context)) == {"train/confidence_mean"}
+
+
 def test_prior_terms_alone_train_the_depth_net(model: SCDepthV3) -> None:
     """The three V3 terms by themselves send gradient into DepthNet (not only photo/geo)."""
     model.zero_grad()
@@ -167,6 +189,12 @@ def test_trains_through_train_py(tiny_dataset: Path, tmp_path: Path) -> None:
                                       "--log_images_every_n_steps", "1")) == 0
     ckpt = tmp_path / "v3" / "version_0" / "last.ckpt"
     assert ckpt.is_file()
+    # the synthetic scenes have moving-object masks: the ranking diagnostic is logged
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(ckpt.parent)).Reload()
+    share = events.Scalars("train/unreliable_dynamic_share")
+    assert share and all(0.0 <= s.value <= 1.0 for s in share)
     loaded = load_from_checkpoint(str(ckpt))
     assert type(loaded) is SCDepthV3
     assert "smooth_loss" not in loaded.loss_weights
