@@ -87,15 +87,26 @@ def _add_losses(parser: configargparse.ArgumentParser) -> None:
     g.add_argument("--mask_rank_weight", type=float, default=0.1,
                    help="V3: dynamic-region mask ranking loss weight")
     g.add_argument("--rank_normalize", action="store_true",
-                   help="V3 (our option, off as in the paper): the mask ranking loss ranks "
+                   help="V3 (our option; off, as in the paper): the mask ranking loss ranks "
                         "depth divided by its image mean, so the loss does not depend on the "
-                        "network's arbitrary depth unit; for training from scratch, where "
-                        "predicted depths are far from metres (test.py's scale ratio)")
-    g.add_argument("--unchecked_reliable", action="store_true",
-                   help="V3 (off: SPEC fix): pixels that no reference warp can check (out of "
-                        "view) get dynamic-region confidence 1, as in the public code, not "
-                        "0, so the mask ranking does not treat them as moving objects; for "
-                        "forward motion, where the bottom rows leave the view")
+                        "network's arbitrary depth unit (docs/method.md)")
+    g.add_argument("--unchecked_unreliable", action="store_true",
+                   help="V3 (our option; off, as in the public code): pixels that no "
+                        "reference warp can check (out of view, auto-masked) get "
+                        "dynamic-region confidence 0 instead of 1, so the mask ranking "
+                        "treats them as possible moving objects")
+    g.add_argument("--mask_rank_global_pairs", type=str, default="spread",
+                   choices=("spread", "raster"),
+                   help="V3: how the mask ranking draws its global pairs: spread (random "
+                        "pixels paired by a random permutation, across the image) or raster "
+                        "(the public code's: the k-th pixels of two random sets in raster "
+                        "order, so most pairs share a row)")
+    g.add_argument("--normal_rank_sampling", type=str, default="gradient",
+                   choices=("gradient", "public"),
+                   help="V3: how the normal ranking samples points across edges: gradient "
+                        "(along the true gradient of the grey image and of the prior's "
+                        "normals) or public (the public code's: red-channel edges, "
+                        "directions folded into one quadrant)")
     g.add_argument("--normal_rank_weight", type=float, default=0.1,
                    help="V3: edge-guided normal ranking loss weight")
     g.add_argument("--no_ssim", action="store_true", help="ablation: L1 only, no SSIM")

@@ -1,11 +1,12 @@
-"""Training/validation transforms on numpy frames; the intrinsics follow every change (SPEC §2).
+"""Training/validation transforms on numpy frames; the intrinsics follow every change.
 
 Every transform is a callable ``(images, K, maps) -> (images, K, maps)``:
 
 - ``images``: list of ``[H,W,3]`` float32 arrays in 0..255 (the target first, then the refs),
 - ``K``: ``[3,3]`` float32 intrinsics of these images,
 - ``maps``: list of ``[H,W]`` float32 per-pixel maps aligned with the images (e.g. the V3
-  prior), which are flipped, cropped and resized exactly as the images are.
+  prior), which are flipped, cropped and resized as the images are (resized with nearest
+  sampling, never interpolated: :func:`resize_map`).
 
 All the images of a sample get the same random draw, so that they stay a consistent video
 snippet for the warps. Randomness comes from numpy's global RNG so that Lightning's
@@ -32,6 +33,7 @@ __all__ = [
     "Resize",
     "ToTensor",
     "Transform",
+    "resize_map",
 ]
 
 # The normalisation of the public implementation: (x/255 - 0.45) / 0.225 on every channel.
@@ -50,10 +52,25 @@ def _image_size(images: Sequence[np.ndarray]) -> tuple[int, int]:
 
 
 def _resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:
-    """cv2 bilinear resize of ``[H,W]`` or ``[H,W,C]`` to ``[height,width(,C)]``."""
+    """cv2 bilinear resize of an image ``[H,W,3]`` to ``[height,width,3]``."""
     if arr.shape[:2] == (height, width):
         return arr
     return cv2.resize(arr, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_map(arr: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of a per-pixel map ``[H,W]`` to ``[height,width]``.
+
+    Maps (depth priors, masks) are never interpolated: blending two depths across an object
+    edge makes a depth that exists on neither side, exactly where the V3 ranking losses
+    sample (the public code resizes priors with nearest sampling too). Pixel-centre aligned
+    (``INTER_NEAREST_EXACT``), like the bilinear resize of the image, so a map pixel stays on
+    the image pixel it belongs to; cv2's ``INTER_NEAREST``, which the public code uses,
+    shifts it by up to half a pixel towards the top left.
+    """
+    if arr.shape[:2] == (height, width):
+        return arr
+    return cv2.resize(arr, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 class Compose:
@@ -112,7 +129,7 @@ class RandomScaleCrop:
         oy = np.random.randint(scaled_h - H + 1)
         ox = np.random.randint(scaled_w - W + 1)
         images = [_resize(im, scaled_h, scaled_w)[oy:oy + H, ox:ox + W] for im in images]
-        maps = [_resize(m, scaled_h, scaled_w)[oy:oy + H, ox:ox + W] for m in maps]
+        maps = [resize_map(m, scaled_h, scaled_w)[oy:oy + H, ox:ox + W] for m in maps]
         K = scale_intrinsics(K, scaled_w / W, scaled_h / H)
         K = crop_intrinsics(K, ox, oy)
         return images, K, maps
@@ -122,7 +139,7 @@ class RandomScaleCrop:
 
 
 class Resize:
-    """Resize all images and maps to ``height × width`` (bilinear); K scaled to match."""
+    """Resize all images (bilinear) and maps (nearest) to ``height × width``; K scaled."""
 
     def __init__(self, height: int, width: int) -> None:
         self.height = height
@@ -132,7 +149,7 @@ class Resize:
                  maps: list[np.ndarray]) -> Sample:
         H, W = _image_size(images)
         images = [_resize(im, self.height, self.width) for im in images]
-        maps = [_resize(m, self.height, self.width) for m in maps]
+        maps = [resize_map(m, self.height, self.width) for m in maps]
         return images, scale_intrinsics(K, self.width / W, self.height / H), maps
 
     def __repr__(self) -> str:

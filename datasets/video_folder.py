@@ -35,7 +35,7 @@ from datasets.depth_io import (
     read_motion_mask,
     read_prior,
 )
-from datasets.transforms import ToTensor, Transform
+from datasets.transforms import ToTensor, Transform, resize_map
 
 __all__ = [
     "FrameCache",
@@ -286,7 +286,7 @@ class TrainFolder(Dataset):
             if prior.shape != shape[:2]:
                 # relative depth does not depend on resolution; align it with the image so
                 # that the crops and flips hit the same pixels
-                prior = cv2.resize(prior, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+                prior = resize_map(prior, shape[0], shape[1])
             maps.append(prior)
         if motion_path is not None:
             motion = _read(self.cache, motion_path, read_motion_mask)

@@ -10,11 +10,13 @@ from geometry.camera import (
     transform_points,
 )
 from geometry.intrinsics import crop_intrinsics, flip_intrinsics, scale_intrinsics
+from geometry.normals import depth_to_normals
 from geometry.pose import euler2mat, pose_vec2mat
 
 __all__ = [
     "backproject",
     "crop_intrinsics",
+    "depth_to_normals",
     "euler2mat",
     "flip_intrinsics",
     "inverse_warp",

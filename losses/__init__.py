@@ -5,7 +5,6 @@ so that each module can add its own without touching the others.
 """
 
 from losses.normals import NormalMatchingLoss as NormalMatchingLoss
-from losses.normals import depth_to_normals as depth_to_normals
 from losses.normals import normal_matching_loss as normal_matching_loss
 from losses.photometric import SSIM as SSIM
 from losses.photometric import PhotoGeometryLoss as PhotoGeometryLoss

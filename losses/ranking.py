@@ -1,11 +1,15 @@
-"""V3 ranking losses on a single-image depth prior (SPEC §3 V3).
+"""V3 ranking losses on a single-image depth prior (docs/method.md, V3).
 
 - :func:`dynamic_confidence`: per-pixel confidence that a pixel is static, from the
-  depth inconsistency of the t→r warps (invalid pixels get 0, **fix**).
+  depth inconsistency of the t→r warps (pixels no warp can check get 1, as the public code).
 - :class:`MaskRankingLoss`: ordinal (farther/nearer) pairs between unreliable (likely
   dynamic) pixels and reliable ones, plus global random pairs, with targets from the prior.
 - :class:`NormalRankingLoss`: edge-guided pairs across image and normal edges; the predicted
   normals must agree with the prior's on how similar the two sides of an edge are.
+
+Both losses sample as the method describes by default and can sample as the public code
+does instead (``global_pairs="raster"``, ``sampling="public"``); docs/method.md gives the
+differences and their measured effect.
 
 Everything is batched: the per-image sampling is done with per-row sorts, ``topk`` and
 ``gather`` on ``[B, N]`` tensors (no Python loop over images and no host synchronisation).
@@ -21,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses.normals import depth_to_normals
+from geometry import depth_to_normals
 
 __all__ = [
     "MaskRankingLoss",
@@ -53,19 +57,21 @@ def _randint(
 
 
 def dynamic_confidence(
-    depth_diffs: list[torch.Tensor], valids: list[torch.Tensor], invalid_value: float = 0.0
+    depth_diffs: list[torch.Tensor], valids: list[torch.Tensor], unchecked: float = 1.0
 ) -> torch.Tensor:
-    """Mean over references of ``1 − D_diff`` (t→r direction), 0 where the warp is invalid.
+    """Mean over references of ``1 − D_diff`` (t→r direction); ``unchecked`` where the warp
+    cannot check the pixel.
 
     depth_diffs: list of ``[B,1,H,W]`` in [0, 1]; valids: list of ``[B,1,H,W]`` ({0,1} float
     or bool), one per reference. Returns ``[B,1,H,W]`` in [0, 1], detached (it only selects
-    pixels, it is not a training signal). **fix**: the public code gives invalid pixels
-    confidence 1, i.e. treats what it cannot check as certainly static.
+    pixels, it is not a training signal).
 
-    ``invalid_value=1.0`` gives the public code's behaviour (``--unchecked_reliable``). With
-    0, pixels that leave the view (the bottom rows under forward motion) rank as the least
-    reliable; nothing else supervises them there, and on our driving scenes the ranking
-    then drove the road to the network's minimum depth in one of two seeds (README).
+    A pixel that a reference cannot check (it leaves the view, lands on zero padding or is
+    auto-masked) gets confidence ``unchecked`` from that reference: 1 by default, as the
+    public code does, so that what no warp can judge is not taken for a moving object.
+    ``unchecked=0`` (``--unchecked_unreliable``) ranks those pixels as the least reliable:
+    under forward motion these are the bottom rows, which leave the view, and the mask
+    ranking then treats the road as a moving object (docs/method.md).
     """
     if len(depth_diffs) != len(valids) or not depth_diffs:
         raise ValueError(
@@ -73,7 +79,7 @@ def dynamic_confidence(
             f"got {len(depth_diffs)} depth_diffs and {len(valids)} valids"
         )
     conf = [
-        torch.where(valid > 0, 1 - diff, torch.full_like(diff, invalid_value))
+        torch.where(valid > 0, 1 - diff, torch.full_like(diff, unchecked))
         for diff, valid in zip(depth_diffs, valids)
     ]
     return torch.stack(conf).mean(dim=0).detach()
@@ -115,18 +121,27 @@ class MaskRankingLoss(nn.Module):
 
     Per image, the ``unreliable_fraction`` of pixels with the lowest confidence are paired
     each with a random reliable pixel (one of the others), and ``global_fraction`` of the
-    pixels, drawn at random, are paired by a random permutation. The pair's order comes from
-    the prior (:func:`ranking_targets`) and the predicted depths must follow it:
+    pixels are paired at random. The pair's order comes from the prior
+    (:func:`ranking_targets`) and the predicted depths must follow it:
     ``softplus(−target · (dA − dB))``, averaged over the kept pairs of the whole batch.
+
+    ``global_pairs`` says how the global pairs are drawn: ``"spread"`` (the default) draws
+    the pixels at random per image and pairs them by a random permutation, so a pair joins
+    any two points of the image; ``"raster"`` is the public code's form: two random sets of
+    pixels, the same for every image of the batch, each in raster order, the k-th of one
+    paired with the k-th of the other, so nearly every pair joins two points of about the
+    same row.
 
     ``normalize=True`` ranks ``d / mean(d)`` per image instead of ``d`` (our option, off by
     default as in the paper). On raw depths the loss is not scale-invariant: a
     self-supervised network's depth unit is arbitrary (set by its initialisation), and where
     that unit makes depth differences small the ordered pairs never saturate, so the loss
-    keeps pushing the depth range apart (README: V1 against V3). On depth
-    divided by its (differentiable) image mean, a uniform rescaling of the prediction changes
-    nothing and gets no gradient.
+    keeps pushing the depth range apart (docs/method.md). On depth divided by its
+    (differentiable) image mean, a uniform rescaling of the prediction changes nothing and
+    gets no gradient.
     """
+
+    GLOBAL_PAIRS = ("spread", "raster")
 
     def __init__(
         self,
@@ -134,16 +149,21 @@ class MaskRankingLoss(nn.Module):
         global_fraction: float = 0.1,
         ratio: float = 1.15,
         normalize: bool = False,
+        global_pairs: str = "spread",
     ) -> None:
         super().__init__()
         if not 0.0 <= unreliable_fraction < 1.0:
             raise ValueError(f"unreliable_fraction must be in [0, 1), got {unreliable_fraction}")
         if not 0.0 <= global_fraction <= 1.0:
             raise ValueError(f"global_fraction must be in [0, 1], got {global_fraction}")
+        if global_pairs not in self.GLOBAL_PAIRS:
+            raise ValueError(f"global_pairs must be one of {self.GLOBAL_PAIRS}, "
+                             f"got {global_pairs!r}")
         self.unreliable_fraction = unreliable_fraction
         self.global_fraction = global_fraction
         self.ratio = ratio
         self.normalize = normalize
+        self.global_pairs = global_pairs
 
     def sample_pairs(
         self, confidence: torch.Tensor, generator: torch.Generator | None = None
@@ -170,7 +190,12 @@ class MaskRankingLoss(nn.Module):
             partner = _randint(0, N - k, (B, k), generator, conf)
             idx_a.append(order[:, :k])
             idx_b.append(reliable.gather(1, partner))
-        if m > 0:
+        if m > 0 and self.global_pairs == "raster":
+            # two random pixel sets shared by the batch, each sorted into raster order
+            sets = _rand((2, N), generator, conf).argsort(dim=1)[:, :m].sort(dim=1).values
+            idx_a.append(sets[0].expand(B, m))
+            idx_b.append(sets[1].expand(B, m))
+        elif m > 0:
             points = _rand((B, N), generator, conf).argsort(dim=1)[:, :m]
             permutation = _rand((B, m), generator, conf).argsort(dim=1)
             idx_a.append(points)
@@ -265,6 +290,49 @@ _NORMAL_EDGE_FLOOR = 1e-4
 _DEPTH_EDGE_FLOOR = 1e-6
 
 
+def _image_edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sobel magnitude ``[B,1,H,W]`` and unit gradient direction ``[B,2,H,W]`` (du, dv) of
+    the grey (luma) image."""
+    luma = torch.tensor(_LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    g_u, g_v = _sobel((image * luma).sum(dim=1, keepdim=True))
+    magnitude = torch.sqrt(g_u**2 + g_v**2)
+    return magnitude, torch.cat([g_u, g_v], dim=1) / magnitude.clamp_min(1e-12)
+
+
+def _normal_edges(normals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edge magnitude ``[B,1,H,W]`` and direction ``[B,2,H,W]`` of a normal map.
+
+    The three channels' gradients may point opposite ways, so their sum can cancel. The
+    principal direction of the 2×2 structure tensor summed over channels is the line the
+    normals change along most; its sign does not matter as points are taken on both sides.
+    """
+    n_u, n_v = _sobel(normals)
+    j_uu = (n_u * n_u).sum(dim=1, keepdim=True)
+    j_vv = (n_v * n_v).sum(dim=1, keepdim=True)
+    j_uv = (n_u * n_v).sum(dim=1, keepdim=True)
+    theta = 0.5 * torch.atan2(2 * j_uv, j_uu - j_vv)
+    return torch.sqrt(j_uu + j_vv), torch.cat([torch.cos(theta), torch.sin(theta)], dim=1)
+
+
+def _public_image_edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The public code's image edges: Sobel of the first (red) channel only, and the
+    direction ``(|cos θ|, |sin θ|)``: the gradient folded into one quadrant, so an edge
+    whose gradient points down-left is sampled down-right."""
+    g_u, g_v = _sobel(image[:, :1])
+    magnitude = torch.sqrt(g_u**2 + g_v**2)
+    return magnitude, torch.cat([g_u.abs(), g_v.abs()], dim=1) / magnitude.clamp_min(1e-12)
+
+
+def _public_normal_edges(normals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The public code's normal edges: the channel means of ``|∂n/∂u|`` and ``|∂n/∂v|``,
+    their magnitude, and their (first-quadrant) direction."""
+    n_u, n_v = _sobel(normals)
+    g_u = n_u.abs().mean(dim=1, keepdim=True)
+    g_v = n_v.abs().mean(dim=1, keepdim=True)
+    magnitude = torch.sqrt(g_u**2 + g_v**2)
+    return magnitude, torch.cat([g_u, g_v], dim=1) / magnitude.clamp_min(1e-12)
+
+
 class NormalRankingLoss(nn.Module):
     """Edge-guided normal ranking loss of SC-DepthV3 (weight ``--normal_rank_weight``).
 
@@ -275,8 +343,16 @@ class NormalRankingLoss(nn.Module):
     gradient direction, at random integer distances in [``min_dist``, ``max_dist``] px, two
     on each side; for the pairs (a,b), (b,c), (c,d) the loss is
     ``| |n_A·n_B|_prior − |n_A·n_B|_pred |``, averaged over all pairs of the batch.
-    At most ``max_anchors`` anchors of each kind are drawn per image to bound the memory.
+    At most ``max_anchors`` anchors of each kind are drawn per image to bound the memory;
+    pairs that collapse to one pixel or touch an invalid prior pixel are dropped.
+
+    ``sampling="public"`` samples as the public code does instead: image edges of the red
+    channel only; directions folded into one quadrant (``|cos θ|, |sin θ|``), for the normals
+    from the channel means of ``|∂n/∂u|`` and ``|∂n/∂v|``; as many anchors as edge pixels,
+    drawn with replacement; the two points on each side in random order; no pair dropped.
     """
+
+    SAMPLINGS = ("gradient", "public")
 
     def __init__(
         self,
@@ -285,15 +361,19 @@ class NormalRankingLoss(nn.Module):
         min_dist: int = 3,
         max_dist: int = 19,
         max_anchors: int = 10000,
+        sampling: str = "gradient",
     ) -> None:
         super().__init__()
         if not 0 < min_dist <= max_dist:
             raise ValueError(f"need 0 < min_dist <= max_dist, got {min_dist}, {max_dist}")
+        if sampling not in self.SAMPLINGS:
+            raise ValueError(f"sampling must be one of {self.SAMPLINGS}, got {sampling!r}")
         self.edge_threshold = edge_threshold
         self.border = border
         self.min_dist = min_dist
         self.max_dist = max_dist
         self.max_anchors = max_anchors
+        self.sampling = sampling
 
     @torch.no_grad()
     def anchor_maps(
@@ -306,22 +386,10 @@ class NormalRankingLoss(nn.Module):
         image_dir, normal_dir)``: two bool ``[B,1,H,W]`` masks and two unit direction fields
         ``[B,2,H,W]`` (``(du, dv)``, i.e. (column, row) steps).
         """
-        luma = torch.tensor(_LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-        g_u, g_v = _sobel((image * luma).sum(dim=1, keepdim=True))
-        image_mag = torch.sqrt(g_u**2 + g_v**2)
-        image_dir = torch.cat([g_u, g_v], dim=1) / image_mag.clamp_min(1e-12)
-
-        # Normal edges: the three channels' gradients may point opposite ways, so their sum
-        # can cancel (and the public code's |·| loses the quadrant). The principal direction
-        # of the 2×2 structure tensor summed over channels is the line the normals change
-        # along most; its sign does not matter as points are taken on both sides.
-        n_u, n_v = _sobel(prior_normals)
-        j_uu = (n_u * n_u).sum(dim=1, keepdim=True)
-        j_vv = (n_v * n_v).sum(dim=1, keepdim=True)
-        j_uv = (n_u * n_v).sum(dim=1, keepdim=True)
-        normal_mag = torch.sqrt(j_uu + j_vv)
-        theta = 0.5 * torch.atan2(2 * j_uv, j_uu - j_vv)
-        normal_dir = torch.cat([torch.cos(theta), torch.sin(theta)], dim=1)
+        public = self.sampling == "public"
+        image_mag, image_dir = (_public_image_edges if public else _image_edges)(image)
+        normal_mag, normal_dir = (_public_normal_edges if public else _normal_edges)(
+            prior_normals)
         H, W = normal_mag.shape[-2:]
         inner = torch.zeros_like(normal_mag, dtype=torch.bool)
         inner[..., self.border : H - self.border, self.border : W - self.border] = True
@@ -345,6 +413,32 @@ class NormalRankingLoss(nn.Module):
         )
         return image_anchors, normal_anchors, image_dir, normal_dir
 
+    def _anchor_slots(
+        self, anchors: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(idx, valid)``, each ``[B,M]``: anchor pixels drawn per image (flat indices) and
+        whether the slot holds one (images with fewer anchors than slots get invalid slots
+        instead of a ragged batch)."""
+        B = anchors.shape[0]
+        flat = anchors.reshape(B, -1)
+        N = flat.shape[1]
+        M = min(self.max_anchors, N)
+        if self.sampling == "public":
+            # as many draws as edge pixels, with replacement: the r-th edge pixel in raster
+            # order, r uniform in [0, count)
+            count = flat.sum(dim=1, keepdim=True)
+            position = torch.arange(N, device=flat.device).expand(B, N)
+            edges_first = torch.where(flat, position, position + N).argsort(dim=1)
+            r = (_rand((B, M), generator, anchors) * count).long().clamp(max=N - 1)
+            valid = torch.arange(M, device=flat.device).expand(B, M) < count
+            return edges_first.gather(1, r), valid
+        # a random subset without replacement: the M smallest of random keys, where
+        # non-anchors get a key (2) above any random one
+        keys = _rand((B, N), generator, anchors)
+        keys = torch.where(flat, keys, torch.full_like(keys, 2.0))
+        key, idx = keys.topk(M, dim=1, largest=False)
+        return idx, key < 1
+
     def sample_pairs(
         self,
         anchors: torch.Tensor,
@@ -356,23 +450,19 @@ class NormalRankingLoss(nn.Module):
         anchors: bool ``[B,1,H,W]``, direction: ``[B,2,H,W]`` unit (du, dv). Returns
         ``(idx_a, idx_b, valid)``, each ``[B,3M]``: flat pixel indices of the pairs
         (a,b), (b,c), (c,d) of M anchor slots per image, and whether the slot holds an anchor.
-        Images with fewer anchors than slots get invalid slots instead of a ragged batch.
         """
         B, _, H, W = anchors.shape
-        N = H * W
-        M = min(self.max_anchors, N)
-        # A random subset of each image's anchors: the M smallest of random keys, where
-        # non-anchors get a key (2) above any random one.
-        keys = _rand((B, N), generator, direction)
-        keys = torch.where(anchors.reshape(B, N), keys, torch.full_like(keys, 2.0))
-        key, idx = keys.topk(M, dim=1, largest=False)
-        valid = key < 1
-
-        step = direction.reshape(B, 2, N).gather(2, idx.unsqueeze(1).expand(B, 2, M))
+        idx, valid = self._anchor_slots(anchors, generator)
+        M = idx.shape[1]
+        step = direction.reshape(B, 2, H * W).gather(2, idx.unsqueeze(1).expand(B, 2, M))
         dist = _randint(self.min_dist, self.max_dist + 1, (B, M, 4), generator, direction)
-        near_side = dist[..., :2].sort(dim=-1, descending=True).values  # a farther than b
-        far_side = dist[..., 2:].sort(dim=-1).values  # c nearer than d
-        offsets = torch.cat([-near_side, far_side], dim=-1).to(direction.dtype)  # [B,M,4]
+        if self.sampling == "public":
+            offsets = dist * torch.tensor([-1, -1, 1, 1], device=dist.device)
+        else:
+            near_side = dist[..., :2].sort(dim=-1, descending=True).values  # a beyond b
+            far_side = dist[..., 2:].sort(dim=-1).values  # c nearer than d
+            offsets = torch.cat([-near_side, far_side], dim=-1)
+        offsets = offsets.to(direction.dtype)  # [B,M,4]
         col = (idx % W).unsqueeze(-1) + torch.round(offsets * step[:, 0].unsqueeze(-1)).long()
         row = (idx // W).unsqueeze(-1) + torch.round(offsets * step[:, 1].unsqueeze(-1)).long()
         points = row.clamp(0, H - 1) * W + col.clamp(0, W - 1)  # [B,M,4]: a, b, c, d
@@ -391,9 +481,7 @@ class NormalRankingLoss(nn.Module):
     ) -> torch.Tensor:
         """pred_depth, prior_depth: ``[B,1,H,W]``, image: ``[B,3,H,W]``, K_inv: ``[B,3,3]``.
 
-        Returns a scalar; exactly 0 (attached to the graph) when there is no anchor. Pairs
-        that touch an invalid prior pixel (≤ 0) or collapse to one pixel after clamping to
-        the image are dropped.
+        Returns a scalar; exactly 0 (attached to the graph) when there is no anchor.
         """
         B = pred_depth.shape[0]
         prior_depth = prior_depth.detach()
@@ -406,13 +494,11 @@ class NormalRankingLoss(nn.Module):
             a_nrm, b_nrm, v_nrm = self.sample_pairs(normal_anchors, normal_dir, generator)
             idx_a = torch.cat([a_img, a_nrm], dim=1)
             idx_b = torch.cat([b_img, b_nrm], dim=1)
-            prior_valid = prior_depth.reshape(B, -1) > 0
-            valid = (
-                torch.cat([v_img, v_nrm], dim=1)
-                & (idx_a != idx_b)
-                & prior_valid.gather(1, idx_a)
-                & prior_valid.gather(1, idx_b)
-            )
+            valid = torch.cat([v_img, v_nrm], dim=1)
+            if self.sampling != "public":
+                prior_valid = prior_depth.reshape(B, -1) > 0
+                valid = (valid & (idx_a != idx_b) & prior_valid.gather(1, idx_a)
+                         & prior_valid.gather(1, idx_b))
 
         def abs_cos(normals: torch.Tensor) -> torch.Tensor:
             flat = normals.reshape(B, 3, -1)

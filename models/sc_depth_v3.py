@@ -1,5 +1,5 @@
 """SC-Depth V3: self-supervised depth in dynamic scenes with a single-image depth prior
-(SPEC §3 V3, arXiv 2211.03660).
+(arXiv 2211.03660; docs/method.md).
 
 V1's photometric and geometry losses fail on moving objects: the self-discovered mask
 (1 − D_diff) only removes them from the photometric loss, so nothing supervises their depth,
@@ -9,8 +9,8 @@ only what survives an unknown scale:
 
 1. **normal matching** ``mean|n(D_pred) − n(D_prior)|`` — surface normals are
    scale-invariant and carry the prior's geometric detail (and replace V1's smoothness);
-2. **dynamic-region confidence** — for each reference, ``1 − D_diff`` of the t→r warp (0 where
-   the warp is invalid), averaged over references: low where the scene moved;
+2. **dynamic-region confidence** — for each reference, ``1 − D_diff`` of the t→r warp (1 where
+   the warp cannot check the pixel), averaged over references: low where the scene moved;
 3. **mask ranking** — the 20 % least confident pixels (the moving objects) are paired with
    reliable ones, plus global random pairs; the prediction must order each pair as the prior
    does (ratio > 1.15): the prior tells whether a car is in front of the road even when the
@@ -59,10 +59,13 @@ class SCDepthV3(SCDepthV1):
         self.loss_weights["normal_matching_loss"] = hp.get("normal_matching_weight", 0.1)
         self.loss_weights["mask_rank_loss"] = hp.get("mask_rank_weight", 0.1)
         self.loss_weights["normal_rank_loss"] = hp.get("normal_rank_weight", 0.1)
-        self.mask_ranking_loss = MaskRankingLoss(normalize=bool(hp.get("rank_normalize", False)))
-        self.normal_ranking_loss = NormalRankingLoss()
-        # Confidence of pixels no warp can check: 0 (SPEC fix) or 1 (public code).
-        self.unchecked_confidence = 1.0 if hp.get("unchecked_reliable", False) else 0.0
+        self.mask_ranking_loss = MaskRankingLoss(
+            normalize=bool(hp.get("rank_normalize", False)),
+            global_pairs=hp.get("mask_rank_global_pairs", "spread"))
+        self.normal_ranking_loss = NormalRankingLoss(
+            sampling=hp.get("normal_rank_sampling", "gradient"))
+        # Confidence of pixels no warp can check: 1 (public code) or 0.
+        self.unchecked_confidence = 0.0 if hp.get("unchecked_unreliable", False) else 1.0
 
     def step_generator(self, device: torch.device) -> torch.Generator:
         """A fresh generator for the ranking losses' pair sampling, seeded from the global

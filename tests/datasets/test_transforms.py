@@ -1,4 +1,4 @@
-"""Transforms: images, maps and intrinsics change together (SPEC §2, §4)."""
+"""Transforms: images, maps and intrinsics change together."""
 
 from __future__ import annotations
 
@@ -70,7 +70,11 @@ def test_resize_scales_intrinsics_and_moves_the_dot_with_them() -> None:
     pu, pv = _project(K)
     assert cu == pytest.approx(pu + (sx - 1) / 2, abs=0.05)
     assert cv == pytest.approx(pv + (sy - 1) / 2, abs=0.05)
-    np.testing.assert_allclose(_centroid(m[..., None]), (cu, cv), atol=1e-3)
+    # the map is sampled, not interpolated: only values it had, at the image's pixels
+    assert set(np.unique(m)) <= set(np.unique(prior))
+    np.testing.assert_array_equal(
+        m, cv2.resize(prior, (30, 24), interpolation=cv2.INTER_NEAREST_EXACT))
+    np.testing.assert_allclose(_centroid(m[..., None]), (cu, cv), atol=0.25)
 
 
 @pytest.mark.parametrize("seed", [0, 6, 8])  # draws with non-zero crop offsets on both axes
@@ -88,7 +92,9 @@ def test_random_scale_crop_follows_its_draws(seed: int) -> None:
     expected = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_LINEAR)[oy:oy + H, ox:ox + W]
     assert out.shape == (H, W, 3) and m.shape == (H, W)
     np.testing.assert_array_equal(out, expected)
-    np.testing.assert_array_equal(m, expected[..., 0])
+    np.testing.assert_array_equal(m, cv2.resize(img[..., 0], (sw, sh),
+                                                interpolation=cv2.INTER_NEAREST_EXACT)
+                                  [oy:oy + H, ox:ox + W])
     ex, ey = sw / W, sh / H
     np.testing.assert_allclose(K, [[30.0 * ex, 0, 18.5 * ex - ox], [0, 28.0 * ey, 14.0 * ey - oy],
                                    [0, 0, 1]], rtol=1e-6)
@@ -96,6 +102,23 @@ def test_random_scale_crop_follows_its_draws(seed: int) -> None:
     pu, pv = _project(K)
     assert cu == pytest.approx(pu + (ex - 1) / 2, abs=0.05)
     assert cv == pytest.approx(pv + (ey - 1) / 2, abs=0.05)
+
+
+@pytest.mark.parametrize(("height", "width"), [(H // 2, W // 2), (37, 46)])
+def test_maps_resize_by_nearest_sampling_centred_on_the_image_pixels(height: int,
+                                                                     width: int) -> None:
+    """A one-pixel object keeps its depth (no blend with the background) and lands where
+    the image's resize puts it. Pixel 13 (odd) halves to pixel 6: cv2's plain INTER_NEAREST
+    (the public code's) would sample pixels 2j only and lose it."""
+    img = np.zeros((H, W, 3), np.float32)
+    img[13, 13] = 255.0
+    depth = np.full((H, W), 5.0, np.float32)
+    depth[13, 13] = 2.0
+    (out,), _, (m,) = Resize(height, width)([img], K0, [depth])
+    assert set(np.unique(m)) == {2.0, 5.0}
+    near = np.argwhere(m == 2.0)
+    peak = np.unravel_index(out[..., 0].argmax(), out.shape[:2])
+    assert list(peak) in near.tolist()
 
 
 def test_all_frames_of_a_sample_get_the_same_draw() -> None:

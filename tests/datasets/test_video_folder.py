@@ -125,6 +125,18 @@ def test_prior_paired_by_name(tmp_path: Path) -> None:
         assert float(prior.min()) == pytest.approx(0.5)
 
 
+def test_prior_of_another_size_is_resampled_not_blended(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path)
+    # frame 1's prior at twice the frame size: its brightest column (1) becomes columns 2-3
+    big = np.full((2 * H, 2 * W), 30000, np.uint16)
+    big[:, 2:4] = 60000
+    cv2.imwrite(str(root / "scene_0" / "leres_depth" / "000001.png"), big)
+    prior = TrainFolder(root, sequence_length=3, with_prior=True)[0]["tgt_prior"]
+    assert prior.shape == (1, H, W)
+    assert set(prior.unique().tolist()) == {0.5, 1.0}  # no blended depth between the two
+    assert prior[0, :, 1].eq(1.0).all() and prior.eq(1.0).sum() == H
+
+
 def test_prior_follows_the_flip(tmp_path: Path) -> None:
     ds = TrainFolder(write_dataset(tmp_path), sequence_length=3, with_prior=True,
                      transform=Compose([RandomHorizontalFlip(p=1.0), ToTensor()]))

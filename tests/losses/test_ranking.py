@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from losses.normals import depth_to_normals
+from geometry import depth_to_normals
 from losses.ranking import MaskRankingLoss, NormalRankingLoss, dynamic_confidence, ranking_targets
 
 F64 = torch.float64
@@ -24,17 +24,18 @@ def _softplus(x: float) -> float:
 # ---------------------------------------------------------------- dynamic confidence
 
 
-def test_dynamic_confidence_zeroes_invalid_and_averages_refs():
+def test_dynamic_confidence_averages_refs_and_trusts_unchecked_pixels():
     diff1 = torch.tensor([0.2, 0.5, 0.1]).view(1, 1, 1, 3)
     diff2 = torch.tensor([0.4, 0.3, 0.9]).view(1, 1, 1, 3)
     valid1 = torch.tensor([1.0, 1.0, 0.0]).view(1, 1, 1, 3)
     valid2 = torch.tensor([True, False, False]).view(1, 1, 1, 3)
+    # The public code's rule (the default): what a warp cannot check counts as static.
     conf = dynamic_confidence([diff1, diff2], [valid1, valid2])
-    torch.testing.assert_close(conf, torch.tensor([0.7, 0.25, 0.0]).view(1, 1, 1, 3))
-    assert not conf.requires_grad
-    # The public code's rule (--unchecked_reliable): what no warp checks counts as static.
-    conf = dynamic_confidence([diff1, diff2], [valid1, valid2], invalid_value=1.0)
     torch.testing.assert_close(conf, torch.tensor([0.7, 0.75, 1.0]).view(1, 1, 1, 3))
+    assert not conf.requires_grad
+    # --unchecked_unreliable: confidence 0 there instead.
+    conf = dynamic_confidence([diff1, diff2], [valid1, valid2], unchecked=0.0)
+    torch.testing.assert_close(conf, torch.tensor([0.7, 0.25, 0.0]).view(1, 1, 1, 3))
     with pytest.raises(ValueError, match="one valid mask per depth_diff"):
         dynamic_confidence([diff1], [valid1, valid2])
 
@@ -104,6 +105,27 @@ def test_sample_pairs_breaks_confidence_ties_at_random():
     loss_fn = MaskRankingLoss(global_fraction=0.0)
     first = [set(loss_fn.sample_pairs(conf, _gen(s))[0][0].tolist()) for s in range(3)]
     assert first[0] != first[1] or first[1] != first[2]
+
+
+def test_raster_global_pairs_are_the_public_codes():
+    """--mask_rank_global_pairs raster: the k-th pixels of two random sets in raster order,
+    the same sets for every image of the batch."""
+    B, H, W = 3, 8, 10
+    loss_fn = MaskRankingLoss(global_fraction=0.25, global_pairs="raster")
+    idx_a, idx_b = loss_fn.sample_pairs(torch.rand(B, 1, H, W, generator=_gen(1)), _gen(2))
+    k, m = int(0.2 * H * W), int(0.25 * H * W)
+    a, b = idx_a[:, k:], idx_b[:, k:]
+    assert a.shape == b.shape == (B, m)
+    for pixels in (a, b):
+        assert (pixels == pixels[:1]).all()  # shared by the batch
+        assert (pixels[0, 1:] > pixels[0, :-1]).all()  # distinct, in raster order
+    assert set(a[0].tolist()) != set(b[0].tolist())
+    # "spread" pairs a random set with a permutation of itself, per image
+    spread = MaskRankingLoss(global_fraction=0.25)
+    s_a, s_b = spread.sample_pairs(torch.rand(B, 1, H, W, generator=_gen(1)), _gen(2))
+    assert sorted(s_a[0, k:].tolist()) == sorted(s_b[0, k:].tolist())
+    with pytest.raises(ValueError, match="global_pairs"):
+        MaskRankingLoss(global_pairs="rows")
 
 
 def test_mask_ranking_is_deterministic_with_a_generator():
@@ -237,7 +259,9 @@ def test_normal_anchors_on_a_prior_crease_away_from_border_and_depth_edges():
     rows, cols = normal_anchors[0, 0].nonzero().unbind(1)
     assert rows.numel() > 0
     assert rows.min() >= border and rows.max() <= 9  # border, and the band around row 12
-    assert cols.min() >= W // 2 - 2 and cols.max() <= W // 2  # at the crease
+    # at the crease between columns 11 and 12: Sobel normals change over columns 11-12,
+    # their Sobel edge spans 10-13
+    assert cols.min() >= W // 2 - 2 and cols.max() <= W // 2 + 1
     # The normals change across the crease: the sampling direction is horizontal.
     assert (normal_dir[0, 0][normal_anchors[0, 0]].abs() > 0.99).all()
 
@@ -260,6 +284,58 @@ def test_sample_pairs_four_ordered_points_along_the_direction():
         assert (along[1:] >= along[:-1]).all() and along[1] < 0 < along[2]
         assert (along.abs() >= 3 - 1).all() and (along.abs() <= 19 + 1).all()
         assert (across.abs() <= 0.71).all()  # rounding to pixels
+
+
+def test_public_sampling_uses_red_edges_and_folds_the_direction():
+    prior = torch.full((1, 1, H, W), 2.0, dtype=F64)
+    normals = depth_to_normals(prior, _k_inv())
+    # bright on the left: the gradient points to -u
+    left_bright = -_vertical_edge_image()
+    public = NormalRankingLoss(sampling="public")
+    anchors, _, direction, _ = public.anchor_maps(left_bright, prior, normals)
+    ours_anchors, _, ours_dir, _ = NormalRankingLoss().anchor_maps(left_bright, prior, normals)
+    assert torch.equal(anchors, ours_anchors)
+    torch.testing.assert_close(direction[:, 0][anchors[:, 0]].min().item(), 1.0)  # folded
+    torch.testing.assert_close(ours_dir[:, 0][anchors[:, 0]].max().item(), -1.0)
+    # an edge in the green channel only is no edge for the public code
+    green = torch.zeros(1, 3, H, W, dtype=F64)
+    green[:, 1, :, W // 2:] = 2.0
+    assert not public.anchor_maps(green, prior, normals)[0].any()
+    assert NormalRankingLoss().anchor_maps(green, prior, normals)[0].any()
+
+
+def test_public_sampling_draws_with_replacement_in_random_order():
+    size, centre = 60, 30
+    anchors = torch.zeros(1, 1, size, size, dtype=torch.bool)
+    anchors[..., centre, centre] = True
+    direction = torch.tensor([1.0, 0.0], dtype=F64).view(1, 2, 1, 1).expand(1, 2, size, size)
+    loss_fn = NormalRankingLoss(max_anchors=5, sampling="public")
+    unordered = False
+    for seed in range(10):
+        idx_a, idx_b, valid = loss_fn.sample_pairs(anchors, direction, _gen(seed))
+        assert valid.shape == (1, 15) and valid[0, :3].all() and not valid[0, 3:].any()
+        cols = torch.cat([idx_a[0, :3], idx_b[0, 2:3]]) % size - centre
+        assert (cols[:2] < 0).all() and (cols[2:] > 0).all()  # two on each side
+        unordered |= bool(cols[0] > cols[1])  # a may lie between b and the anchor
+    assert unordered
+    # as many draws as anchors: two anchors fill two slots, repeats allowed
+    anchors[..., centre + 5, centre] = True
+    _, _, valid = loss_fn.sample_pairs(anchors, direction, _gen(0))
+    assert valid.sum() == 6
+    with pytest.raises(ValueError, match="sampling"):
+        NormalRankingLoss(sampling="edges")
+
+
+def test_public_sampling_loss_is_finite_differentiable_and_zero_on_the_prior():
+    image, K_inv = _vertical_edge_image(), _k_inv()
+    prior = _plane([0.0, 0.0, -1.0], -2.0)
+    u = torch.arange(W).view(1, 1, 1, W)
+    crease = torch.where(u < W // 2, _plane([0.5, 0.1, -1.0], -2.0), prior).requires_grad_(True)
+    loss_fn = NormalRankingLoss(sampling="public")
+    assert loss_fn(prior, prior, image, K_inv, _gen(0)).item() == 0.0
+    loss = loss_fn(crease, prior, image, K_inv, _gen(0))
+    loss.backward()
+    assert loss.item() > 0.01 and torch.isfinite(crease.grad).all()
 
 
 def test_sample_pairs_caps_anchors_per_image_and_handles_empty_images():

@@ -66,10 +66,17 @@ def test_loss_weights_have_no_smoothness() -> None:
     normalized = build_model({"model_version": "v3", "no_pretrain": True,
                               "rank_normalize": True})
     assert normalized.mask_ranking_loss.normalize
-    # Unchecked pixels: confidence 0 (SPEC fix) unless --unchecked_reliable.
-    assert default.unchecked_confidence == 0.0
+    # Unchecked pixels: confidence 1 (public code) unless --unchecked_unreliable.
+    assert default.unchecked_confidence == 1.0
     assert build_model({"model_version": "v3", "no_pretrain": True,
-                        "unchecked_reliable": True}).unchecked_confidence == 1.0
+                        "unchecked_unreliable": True}).unchecked_confidence == 0.0
+    # The sampling follows the method unless the public code's forms are asked for.
+    assert default.mask_ranking_loss.global_pairs == "spread"
+    assert default.normal_ranking_loss.sampling == "gradient"
+    public = build_model({"model_version": "v3", "no_pretrain": True,
+                          "mask_rank_global_pairs": "raster", "normal_rank_sampling": "public"})
+    assert public.mask_ranking_loss.global_pairs == "raster"
+    assert public.normal_ranking_loss.sampling == "public"
 
 
 def test_training_step_terms_total_and_gradients(model: SCDepthV3) -> None:
@@ -105,23 +112,23 @@ def test_training_step_terms_total_and_gradients(model: SCDepthV3) -> None:
         assert any(g.abs().sum() > 0 for g in grads)
 
 
-def test_unchecked_reliable_gives_unchecked_pixels_confidence_one(model: SCDepthV3) -> None:
+def test_unchecked_unreliable_gives_unchecked_pixels_confidence_zero(model: SCDepthV3) -> None:
     batch = make_batch()
     torch.manual_seed(1)
     with torch.no_grad():
-        _, spec = model.loss_terms(batch)
-    model.unchecked_confidence = 1.0
+        _, public = model.loss_terms(batch)
+    model.unchecked_confidence = 0.0
     try:
         torch.manual_seed(1)
         with torch.no_grad():
-            _, public = model.loss_terms(batch)
+            _, zero = model.loss_terms(batch)
     finally:
-        model.unchecked_confidence = 0.0
+        model.unchecked_confidence = 1.0
     pairs = public["info"]["pairs_tr"]
     unchecked = sum(1 - p["valid"].float() for p in pairs) / len(pairs)
     assert unchecked.sum() > 0  # the random warps leave some pixels unchecked
-    # Each reference that cannot check a pixel adds 1/len(refs) to its confidence.
-    torch.testing.assert_close(public["confidence"], spec["confidence"] + unchecked)
+    # Each reference that cannot check a pixel adds 1/len(refs) to its default confidence.
+    torch.testing.assert_close(public["confidence"], zero["confidence"] + unchecked)
 
 
 def test_unreliable_dynamic_share_counts_moving_pixels_among_the_unreliable(
