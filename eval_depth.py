@@ -1,9 +1,9 @@
-"""Score saved depth predictions against ground truth (SPEC §5, §6).
+"""Score saved depth predictions against ground truth (docs/method.md, Evaluation).
 
-    python eval_depth.py --dataset bonn --pred_depth out/depth --gt_depth DATA/testing/depth \
-        [--seg_mask DATA/testing/seg_mask]
+    python eval_depth.py --dataset_name bonn --pred_depth out/depth \\
+        --gt_depth DATA/testing/depth [--seg_mask DATA/testing/seg_mask]
 
-Predictions: a folder of `<name>.npy` files as `inference.py --save-depth` writes them
+Predictions: a folder of `<name>.npy` files as `inference.py --save_depth` writes them
 (float32 [H,W] or [1,H,W]), or one `.npy` stack [N,H,W] whose order is that of the ground-truth
 files sorted by name. Files are paired by name; a prediction without ground truth (or the
 reverse) is reported as a warning and left out. Prints the metrics table of
@@ -15,29 +15,36 @@ Exit status: 0 success, 1 nothing to evaluate (no pair), 2 a user mistake (one l
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from losses.metrics import EVAL_RANGE
-from utils.cli import OneLineParser, UsageError, report_user_errors
+from config import get_parser
+from utils.cli import report_user_errors
+from utils.errors import UsageError
+from utils.io import write_atomic
 
 PROG = "eval_depth.py"
 _MAX_LISTED = 10  # names listed per warning line, the rest are counted
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(EVAL_RANGE),
-                        help="dataset whose GT encoding, depth range and crop are used")
-    parser.add_argument("--pred_depth", required=True, type=Path,
-                        help="folder of <name>.npy predicted depths, or one .npy stack [N,H,W]")
-    parser.add_argument("--gt_depth", required=True, type=Path,
-                        help="folder of ground-truth depth files in the dataset's encoding")
-    parser.add_argument("--seg_mask", type=Path, default=None,
-                        help="folder of <name>.png colour masks with dynamic_colors.txt "
-                             "(one 'R G B' a line): adds metrics on dynamic and static pixels")
+    parser = get_parser(("data", "evaluation"), __doc__.split("\n")[0],
+                        names=("dataset_name", "output_json"))
+    parser.prog = PROG
+    # no silent default: the dataset decides how the ground truth is decoded and scored
+    parser.set_defaults(dataset_name=None)
+    g = parser.add_argument_group("predictions")
+    g.add_argument("--pred_depth", type=Path, required=True,
+                   help="folder of <name>.npy predicted depths, or one .npy stack [N,H,W]")
+    g.add_argument("--gt_depth", type=Path, required=True,
+                   help="folder of ground-truth depth files in the dataset's encoding")
+    g.add_argument("--seg_mask", type=Path, default=None,
+                   help="folder of <name>.png colour masks with dynamic_colors.txt "
+                        "(one 'R G B' a line): adds metrics on dynamic and static pixels")
     return parser
 
 
@@ -47,70 +54,14 @@ def _listing(kind: str, names: list[str]) -> str:
     return f"warning: {len(names)} {kind}: {shown}{more}"
 
 
-def _gt_files(gt_dir: Path, dataset: str) -> dict[str, Path]:
-    """Ground-truth files of `gt_dir` by stem, for the suffixes the dataset uses."""
-    from datasets.depth_io import GT_DEPTH_SUFFIXES
-
-    if not gt_dir.is_dir():
-        raise UsageError(f"ground-truth folder not found: {gt_dir}")
-    suffixes = GT_DEPTH_SUFFIXES[dataset]
-    files: dict[str, Path] = {}
-    for path in sorted(gt_dir.iterdir()):
-        if path.is_file() and path.suffix.lower() in suffixes:
-            if path.stem in files:
-                raise UsageError(f"two ground-truth files named {path.stem}: "
-                                 f"{files[path.stem].name} and {path.name}")
-            files[path.stem] = path
-    return files
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise UsageError(f"cannot read prediction {path}: {err}") from err
-
-
-def _as_depth_map(depth: np.ndarray, where: str) -> np.ndarray:
-    """[H,W] or [1,H,W] -> [H,W] float32."""
-    if depth.ndim == 3 and depth.shape[0] == 1:
-        depth = depth[0]
-    if depth.ndim != 2:
-        raise UsageError(f"prediction must be [H,W] or [1,H,W], got {depth.shape}: {where}")
-    return depth.astype(np.float32, copy=False)
-
-
-def _read_dynamic_colors(seg_dir: Path) -> np.ndarray:
-    """dynamic_colors.txt -> [K,3] float32 RGB colours ('R G B' or 'R,G,B' a line, # comments)."""
-    path = seg_dir / "dynamic_colors.txt"
-    if not path.is_file():
-        raise UsageError(f"missing {path} (the colours of dynamic objects, 'R G B' a line)")
-    colors = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        line = line.split("#", 1)[0].replace(",", " ").strip()
-        if not line:
-            continue
-        try:
-            rgb = [int(v) for v in line.split()]
-        except ValueError:
-            rgb = []
-        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-            raise UsageError(f"line {number} of {path} is not 'R G B' (0..255): {line!r}")
-        colors.append(rgb)
-    return np.array(colors, dtype=np.float32).reshape(-1, 3)
-
-
-def dynamic_from_seg(seg: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """seg: [H,W,3] RGB, colors: [K,3] RGB -> bool [H,W], True where the colour is listed."""
-    return (seg[:, :, None, :] == colors[None, None, :, :]).all(axis=-1).any(axis=-1)
-
-
-def _pair(args: argparse.Namespace, gt: dict[str, Path]) -> tuple[list, list[str]]:
+def _pair(pred_path: Path, gt: dict[str, Path]
+          ) -> tuple[list[tuple[str, Path, Callable[[], np.ndarray]]], list[str]]:
     """[(name, gt_path, prediction loader)] and the warning lines."""
-    pred_path: Path = args.pred_depth
+    from datasets.formats import DatasetError, companion_files, read_depth_npy
+
     warnings: list[str] = []
     if pred_path.is_dir():
-        preds = {p.stem: p for p in sorted(pred_path.glob("*.npy")) if p.is_file()}
+        preds = companion_files(pred_path, (".npy",))
         without_gt = sorted(set(preds) - set(gt))
         without_pred = sorted(set(gt) - set(preds))
         if without_gt:
@@ -118,24 +69,31 @@ def _pair(args: argparse.Namespace, gt: dict[str, Path]) -> tuple[list, list[str
         if without_pred:
             warnings.append(_listing("ground-truth files without prediction", without_pred))
         names = sorted(set(preds) & set(gt))
-        pairs = [(n, gt[n], lambda p=preds[n]: _as_depth_map(_load_npy(p), str(p)))
-                 for n in names]
-        return pairs, warnings
+        return [(n, gt[n], lambda p=preds[n]: read_depth_npy(p)) for n in names], warnings
     if pred_path.is_file() and pred_path.suffix == ".npy":
-        stack = _load_npy(pred_path)
-        if stack.ndim == 4 and stack.shape[1] == 1:
-            stack = stack[:, 0]
-        if stack.ndim != 3:
-            raise UsageError(f"prediction stack must be [N,H,W], got {stack.shape}: {pred_path}")
+        stack = read_depth_npy_stack(pred_path)
         # A stack carries no names: it follows the sorted GT names, so the counts must agree.
         names = sorted(gt)
         if len(names) != stack.shape[0]:
-            raise UsageError(f"prediction stack {pred_path} holds {stack.shape[0]} maps but "
-                             f"{args.gt_depth} has {len(names)} ground-truth files")
-        pairs = [(n, gt[n], lambda i=i: _as_depth_map(stack[i], f"{pred_path}[{i}]"))
-                 for i, n in enumerate(names)]
-        return pairs, warnings
-    raise UsageError(f"prediction folder or .npy stack not found: {pred_path}")
+            raise DatasetError(f"prediction stack {pred_path} holds {stack.shape[0]} maps but "
+                               f"the ground-truth folder has {len(names)} files")
+        return [(n, gt[n], lambda i=i: stack[i]) for i, n in enumerate(names)], warnings
+    raise UsageError(f"--pred_depth: prediction folder or .npy stack not found: {pred_path}")
+
+
+def read_depth_npy_stack(path: Path) -> np.ndarray:
+    """A stack of predictions ``[N,H,W]`` (or ``[N,1,H,W]``) -> float32 ``[N,H,W]``."""
+    from datasets.formats import DatasetError
+
+    try:
+        stack = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DatasetError(f"cannot read prediction stack {path}: {err}") from err
+    if stack.ndim == 4 and stack.shape[1] == 1:
+        stack = stack[:, 0]
+    if stack.ndim != 3:
+        raise DatasetError(f"prediction stack must be [N,H,W], got {stack.shape}: {path}")
+    return stack.astype(np.float32, copy=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,16 +101,28 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from datasets.depth_io import read_gt_depth, read_image
+    from datasets.formats import (
+        companion_files,
+        gt_depth_suffixes,
+        read_dynamic_colors,
+        read_dynamic_mask,
+        read_gt_depth,
+    )
+    from datasets.registry import dataset_spec
     from losses.metrics import DepthEvaluator, format_table
 
-    gt = _gt_files(args.gt_depth, args.dataset)
+    if args.dataset_name is None:
+        raise UsageError("--dataset_name is required (it sets the ground-truth encoding, "
+                         "the depth range and the crop)")
+    if not args.gt_depth.is_dir():
+        raise UsageError(f"--gt_depth: ground-truth folder not found: {args.gt_depth}")
+    gt = companion_files(args.gt_depth, gt_depth_suffixes(args.dataset_name))
     colors = None
     if args.seg_mask is not None:
         if not args.seg_mask.is_dir():
-            raise UsageError(f"segmentation mask folder not found: {args.seg_mask}")
-        colors = _read_dynamic_colors(args.seg_mask)
-    pairs, warnings = _pair(args, gt)
+            raise UsageError(f"--seg_mask: segmentation mask folder not found: {args.seg_mask}")
+        colors = read_dynamic_colors(args.seg_mask / "dynamic_colors.txt")
+    pairs, warnings = _pair(args.pred_depth, gt)
     if colors is not None:
         no_seg = [n for n, _, _ in pairs if not (args.seg_mask / f"{n}.png").is_file()]
         if no_seg:
@@ -164,23 +134,22 @@ def run(args: argparse.Namespace) -> int:
               f"({args.pred_depth} vs {args.gt_depth})", file=sys.stderr)
         return 1
 
-    evaluator = DepthEvaluator(args.dataset)
+    evaluator = DepthEvaluator(dataset_spec(args.dataset_name))
     for name, gt_path, load_pred in tqdm(pairs, desc="eval", unit="img", file=sys.stderr):
-        gt_depth = read_gt_depth(gt_path, args.dataset)
+        gt_depth = read_gt_depth(gt_path, args.dataset_name)
         dynamic = None
         seg_path = None if colors is None else args.seg_mask / f"{name}.png"
         if seg_path is not None and seg_path.is_file():
-            mask = dynamic_from_seg(read_image(seg_path), colors)
-            if mask.shape != gt_depth.shape:
-                raise UsageError(f"seg mask {seg_path} is {mask.shape[0]}x{mask.shape[1]}, "
-                                 f"its ground truth is {gt_depth.shape[0]}x{gt_depth.shape[1]}")
+            mask = read_dynamic_mask(seg_path, colors, gt_depth.shape)
             dynamic = torch.from_numpy(mask)[None]
         pred = torch.from_numpy(load_pred())[None, None]
         evaluator.update(pred, torch.from_numpy(gt_depth)[None], dynamic)
 
     results = evaluator.compute()
-    print(f"{args.dataset}: {results['num_images']} images from {args.pred_depth}")
+    print(f"{args.dataset_name}: {results['num_images']} images from {args.pred_depth}")
     print(format_table(results))
+    if args.output_json:
+        write_atomic(Path(args.output_json), json.dumps(results, indent=2))
     return 0
 
 

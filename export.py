@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 from config import finalize, get_parser
-from utils.cli import UsageError, run_main
+from utils.cli import run_main
+from utils.errors import UsageError
+from utils.io import write_atomic
 
 FORMATS = ("torchscript", "onnx")
-# Max allowed |exported − pytorch| / |pytorch| over all output pixels (depth is > 0.1).
-TOLERANCE = 1e-4
 
 
 def build_parser():
@@ -40,82 +39,24 @@ def build_parser():
     return parser
 
 
-def max_relative_error(out: Any, ref: Any) -> float:
-    """max |out − ref| / |ref| (arrays or tensors of the same shape)."""
-    import numpy as np
-
-    out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    if out.shape != ref.shape:
-        raise ValueError(f"output shape {out.shape} differs from PyTorch's {ref.shape}")
-    return float(np.max(np.abs(out - ref) / np.maximum(np.abs(ref), 1e-12)))
-
-
-def export_torchscript(net: Any, example: Any, path: Path, check_input: Any) -> float:
-    """Trace ``net`` (eval mode) on ``example`` [B,3,H,W], save it to ``path``, reload it and
-    return the max relative error against ``net`` on ``check_input`` (another input)."""
-    import torch
-
-    with warnings.catch_warnings():
-        # TorchScript is deprecated in favour of torch.export but still what C++/mobile
-        # runtimes load; the tracer's note that the input size becomes a constant is the
-        # documented behaviour here (the export is for one H×W).
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        with torch.no_grad():
-            traced = torch.jit.trace(net, example, check_trace=False)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.jit.save(traced, str(tmp))
-        tmp.replace(path)
-        loaded = torch.jit.load(str(path), map_location="cpu")
-    with torch.no_grad():
-        return max_relative_error(loaded(check_input).numpy(), net(check_input).numpy())
-
-
-def export_onnx(net: Any, example: Any, path: Path, check_input: Any, opset: int,
-                ) -> tuple[float | None, str]:
-    """Export to ONNX (batch axis dynamic), validate the graph with ``onnx.checker`` and,
-    when onnxruntime is installed, return the max relative error against PyTorch on
-    ``check_input``. Returns ``(error or None, message)``."""
-    import onnx
-    import torch
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    with torch.no_grad():
-        torch.onnx.export(net, (example,), str(tmp), input_names=["image"],
-                          output_names=["depth"], opset_version=opset,
-                          dynamic_axes={"image": {0: "batch"}, "depth": {0: "batch"}},
-                          dynamo=False)
-    onnx.checker.check_model(onnx.load(str(tmp)))
-    tmp.replace(path)
-    if importlib.util.find_spec("onnxruntime") is None:
-        return None, "onnxruntime is not installed: numeric check skipped"
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = session.run(["depth"], {"image": check_input.numpy()})[0]
-    with torch.no_grad():
-        ref = net(check_input).numpy()
-    return max_relative_error(out, ref), "checked with onnxruntime"
-
-
 def main(argv: list[str] | None = None) -> int:
     opts = finalize(build_parser().parse_args(argv))
     if not opts.ckpt_path:
         raise UsageError("--ckpt_path is required")
     if not opts.output_dir:
         raise UsageError("--output_dir is required")
-    if opts.img_height < 32 or opts.img_width < 32:
-        raise UsageError("--img_height and --img_width must be at least 32")
 
     import torch
 
-    from models.sc_depth import load_from_checkpoint
-    from utils.io import write_atomic
+    from models.depth_net import MIN_INPUT_SIZE
+    from systems import load_from_checkpoint
+    from tools.export import TOLERANCE, export_onnx, export_torchscript
 
+    if min(opts.img_height, opts.img_width) < MIN_INPUT_SIZE:
+        raise UsageError(f"--img_height and --img_width must be at least {MIN_INPUT_SIZE}")
     model = load_from_checkpoint(opts.ckpt_path, "cpu")
-    # The frozen copy test.py and inference.py run: BatchNorm folded into the convolutions,
-    # channels_last weights: the traced model gave 13-30 % more images/s than the training
-    # network's trace on our 2-core CPU (V1, 256×320, batch 4, two runs).
+    # The frozen copy test.py and inference.py run (BatchNorm folded, channels_last): its
+    # trace is faster than the training network's (docs/performance.md).
     net = model.inference_net("32")
     out = Path(opts.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             path = out / "depth_net.onnx"
             err, note = export_onnx(net, example, path, check_input, opts.opset)
             judge("onnx", err, path, note)
-    info = {"checkpoint": str(opts.ckpt_path), "model_version": model.hparams["model_version"],
-            "resnet_layers": model.hparams["resnet_layers"],
+    info = {"checkpoint": str(opts.ckpt_path), "model_version": model.opts.model_version,
+            "resnet_layers": model.opts.resnet_layers,
             "input": {"shape": ["B", *size], "dtype": "float32",
                       "normalisation": "(rgb / 255 - 0.45) / 0.225 per channel"},
             "output": {"shape": ["B", 1, opts.img_height, opts.img_width],

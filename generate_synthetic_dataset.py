@@ -4,25 +4,27 @@
         [--frames 60] [--val_scenes 1] [--test_scenes 2] [--height 256] [--width 320]
         [--motion mixed|driving|handheld] [--test_stride N] [--overwrite]
 
-The layout is the one SC-Depth reads (SPEC §4); train with ``--dataset_name synthetic``.
+The layout is the one SC-Depth reads (docs/method.md, Data); train with
+``--dataset_name synthetic``.
 See datasets/synthetic.py for what the scenes contain.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
+from config import get_parser
 from datasets.synthetic import MOTIONS, default_test_stride, generate_dataset
+from utils.cli import run_main
+from utils.errors import UsageError
 
 PROG = "generate_synthetic_dataset.py"
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Render the built-in synthetic SC-Depth dataset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = get_parser((), "Render the built-in synthetic SC-Depth dataset.")
+    parser.prog = PROG
     parser.add_argument("--output_dir", required=True,
                         help="folder to create (must be empty or missing unless --overwrite)")
     parser.add_argument("--seed", type=int, default=0,
@@ -49,16 +51,16 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = get_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.scenes < 1 or args.frames < 2 or args.val_scenes < 0 or args.test_scenes < 0:
-        parser.error("need --scenes >= 1, --frames >= 2, --val_scenes >= 0, --test_scenes >= 0")
+        raise UsageError("need --scenes >= 1, --frames >= 2, --val_scenes >= 0, "
+                         "--test_scenes >= 0")
     if args.height < 8 or args.width < 8:
-        parser.error("--height and --width must be at least 8")
+        raise UsageError("--height and --width must be at least 8")
     if args.test_stride is not None and args.test_stride < 1:
-        parser.error("--test_stride must be at least 1")
+        raise UsageError("--test_stride must be at least 1")
     if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be at least 1")
+        raise UsageError("--workers must be at least 1")
     stride = args.test_stride or default_test_stride(args.test_scenes, args.frames)
     try:
         summary = generate_dataset(
@@ -67,8 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             width=args.width, motion=args.motion, test_stride=stride, progress=True,
             overwrite=args.overwrite, workers=args.workers)
     except FileExistsError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from None
     n_train = len(summary["train"]) * summary["frames"]
     n_val = len(summary["val"]) * summary["frames"]
     abs_rel = summary["constant_depth_abs_rel"]
@@ -81,4 +82,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, PROG)

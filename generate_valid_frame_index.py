@@ -1,4 +1,4 @@
-"""Write training/<scene>/frame_index.txt: the frames where the camera moved enough (SPEC §6).
+"""Write training/<scene>/frame_index.txt: the frames where the camera moved enough.
 
     python generate_valid_frame_index.py --dataset_dir DATA [--pixel_threshold 10]
         [--min_fraction 0.3]
@@ -7,8 +7,8 @@ Frame 0 of a scene is kept; each later frame is kept when, compared with the las
 more than `--min_fraction` of its pixels changed their grey value by more than
 `--pixel_threshold` (0..255). Training with `--use_frame_index` then uses only these frames,
 so that a camera standing still (a car at a red light) gives no degenerate samples.
-**fix**: the difference is taken in a signed type; the public code subtracted uint8 images,
-where 5 − 250 wraps around to 11.
+The difference is taken in a signed type (the public code subtracted uint8 images, where
+5 − 250 wraps around to 11; docs/method.md).
 
 The file holds one 0-based index a line: the position of the frame in the scene's image
 files (*.jpg, *.jpeg, *.png) sorted by name. It is written atomically (a temporary file, then
@@ -27,23 +27,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from utils.cli import OneLineParser, UsageError, report_user_errors
-from utils.io import write_atomic
+from config import get_parser
+from utils.cli import report_user_errors
+from utils.errors import UsageError
 
 PROG = "generate_valid_frame_index.py"
 INDEX_NAME = "frame_index.txt"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset_dir", required=True, type=Path,
-                        help="dataset root holding training/<scene>/ folders "
-                             "(and training/train.txt, val.txt)")
-    parser.add_argument("--pixel_threshold", type=float, default=10.0,
-                        help="grey-value change (0..255) above which a pixel counts as changed")
-    parser.add_argument("--min_fraction", type=float, default=0.3,
-                        help="keep a frame when more than this fraction of its pixels changed "
-                             "since the last kept frame")
+    parser = get_parser(("data",), __doc__.split("\n")[0], names=("dataset_dir",))
+    parser.prog = PROG
+    g = parser.add_argument_group("frame selection")
+    g.add_argument("--pixel_threshold", type=float, default=10.0,
+                   help="grey-value change (0..255) above which a pixel counts as changed")
+    g.add_argument("--min_fraction", type=float, default=0.3,
+                   help="keep a frame when more than this fraction of its pixels changed "
+                        "since the last kept frame")
     return parser
 
 
@@ -59,7 +59,7 @@ def changed_fraction(prev: np.ndarray, cur: np.ndarray, pixel_threshold: float) 
 
 def read_grey(path: Path) -> np.ndarray:
     """[H,W] float32 grey value in 0..255 (ITU-R 601 weights, as OpenCV)."""
-    from datasets.depth_io import read_image
+    from datasets.formats import read_image
 
     return cv2.cvtColor(read_image(path), cv2.COLOR_RGB2GRAY)
 
@@ -88,7 +88,7 @@ def scene_dirs(dataset_dir: Path) -> list[Path]:
         raise UsageError(f"no training/ folder in {dataset_dir}")
     if not any((training / name).is_file() for name in ("train.txt", "val.txt")):
         return sorted(p for p in training.iterdir() if p.is_dir())
-    from datasets.video_folder import listed_scenes
+    from datasets.formats import listed_scenes
 
     return listed_scenes(training)
 
@@ -97,8 +97,11 @@ def run(args: argparse.Namespace) -> int:
     """Write the frame index of every scene of `args.dataset_dir`; prints a summary."""
     from tqdm import tqdm
 
-    from datasets.depth_io import DatasetError, list_images
+    from datasets.formats import DatasetError, list_images, write_frame_index
 
+    if not args.dataset_dir:
+        raise UsageError("--dataset_dir is required")
+    args.dataset_dir = Path(args.dataset_dir)
     if args.pixel_threshold < 0:
         raise UsageError("--pixel_threshold must be >= 0")
     if not 0 <= args.min_fraction < 1:
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                 raise  # already names the file
             except ValueError as err:  # frames of different sizes
                 raise UsageError(f"{scene}: {err}") from err
-            write_atomic(scene / INDEX_NAME, "".join(f"{i}\n" for i in kept))
+            write_frame_index(scene / INDEX_NAME, kept)
             kept_total += len(kept)
             written += 1
     print(f"wrote {INDEX_NAME} for {written} scenes: kept {kept_total} of {total} frames")

@@ -1,4 +1,4 @@
-"""The LightningDataModule that feeds training, validation and testing (SPEC §4)."""
+"""The LightningDataModule that feeds training and validation."""
 
 from __future__ import annotations
 
@@ -10,23 +10,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
-from datasets.depth_io import DatasetError
+from datasets.formats import DatasetError
 from datasets.transforms import Compose, RandomHorizontalFlip, RandomScaleCrop, Resize, ToTensor
-from datasets.video_folder import TestDepthSet, TrainFolder, ValidationDepthSet
+from datasets.video_folder import TrainFolder, ValidationDepthSet
 
 __all__ = ["VideoDataModule"]
-
-
-def _image_size(opts: argparse.Namespace) -> tuple[int, int]:
-    """(height, width) of the network input: the options, else the dataset's default."""
-    height, width = getattr(opts, "img_height", None), getattr(opts, "img_width", None)
-    if height is None or width is None:
-        from config import DEFAULT_SIZES  # the one table of training sizes
-
-        default_h, default_w = DEFAULT_SIZES[opts.dataset_name]
-        height = default_h if height is None else height
-        width = default_w if width is None else width
-    return int(height), int(width)
 
 
 class _DrawsForAllProcesses(Sampler[int]):
@@ -69,13 +57,12 @@ class VideoDataModule(pl.LightningDataModule):
         if opts.dataset_dir is None:
             raise DatasetError("--dataset_dir is required")
         self.dataset_dir = Path(opts.dataset_dir)
-        self.height, self.width = _image_size(opts)
+        self.height, self.width = opts.img_height, opts.img_width
         self.with_prior = opts.model_version == "v3"
         # decoded frames kept per process (each loader worker has its own cache)
-        self.cache_frames = bool(getattr(opts, "cache_frames", False))
+        self.cache_frames = opts.cache_frames
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
-        self.test_set: Dataset | None = None
 
     # ---- datasets -------------------------------------------------------------------------
     def _eval_transform(self) -> Compose:
@@ -107,18 +94,12 @@ class VideoDataModule(pl.LightningDataModule):
                                cache_frames=self.cache_frames)
         raise DatasetError(f"unknown val_mode {self.opts.val_mode!r} (choices: depth, photo)")
 
-    def _build_test(self) -> TestDepthSet:
-        return TestDepthSet(self.dataset_dir / "testing", self.opts.dataset_name,
-                            self._eval_transform())
-
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs (``None``: training and validation)."""
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._build_train()
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._build_val()
-        if stage in ("test", "predict") and self.test_set is None:
-            self.test_set = self._build_test()
 
     # ---- loaders --------------------------------------------------------------------------
     def _loader(self, dataset: Dataset, batch_size: int, **kwargs: object) -> DataLoader:
@@ -147,8 +128,3 @@ class VideoDataModule(pl.LightningDataModule):
         # ground-truth maps of one dataset may differ in size, so they are not batched
         batch_size = 1 if self.opts.val_mode == "depth" else self.opts.batch_size
         return self._loader(self.val_set, batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        if self.test_set is None:
-            self.setup("test")
-        return self._loader(self.test_set, 1, shuffle=False)

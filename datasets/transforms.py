@@ -22,11 +22,10 @@ import cv2
 import numpy as np
 import torch
 
+from datasets.formats import normalize_image
 from geometry.intrinsics import crop_intrinsics, flip_intrinsics, scale_intrinsics
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "Compose",
     "RandomHorizontalFlip",
     "RandomScaleCrop",
@@ -36,9 +35,6 @@ __all__ = [
     "resize_map",
 ]
 
-# The normalisation of the public implementation: (x/255 - 0.45) / 0.225 on every channel.
-IMAGENET_MEAN = 0.45
-IMAGENET_STD = 0.225
 
 Sample = tuple[list[Any], Any, list[Any]]
 Transform = Callable[[list[Any], Any, list[Any]], Sample]
@@ -157,18 +153,12 @@ class Resize:
 
 
 class ToTensor:
-    """numpy → torch: images to normalised ``[3,H,W]``, maps to ``[1,H,W]``, K to ``[3,3]``.
-
-    All float32; images become ``(x/255 - 0.45) / 0.225``.
-    """
+    """numpy → torch: images to normalised ``[3,H,W]`` (``formats.normalize_image``), maps to
+    ``[1,H,W]``, K to ``[3,3]``, all float32."""
 
     def __call__(self, images: list[np.ndarray], K: np.ndarray,
                  maps: list[np.ndarray]) -> Sample:
-        tensors = []
-        for im in images:
-            t = torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32)).permute(2, 0, 1)
-            t = t.contiguous()
-            tensors.append((t / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
+        tensors = [normalize_image(im) for im in images]
         map_tensors = [torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[None]
                        for m in maps]
         return tensors, torch.as_tensor(np.asarray(K), dtype=torch.float32), map_tensors

@@ -1,10 +1,4 @@
-"""Datasets over the published folder layout (SPEC §4).
-
-```
-DATASET/training/SceneXXXX/ 000000.jpg …  cam.txt  [frame_index.txt]  [depth/]  [leres_depth/]
-DATASET/training/train.txt  val.txt
-DATASET/testing/color/  depth/  [seg_mask/ + seg_mask/dynamic_colors.txt]
-```
+"""Datasets over the published folder layout (``datasets.formats`` reads its files).
 
 Companion files (ground truth, priors, segmentation masks) are paired with their image BY
 NAME (same stem), never by position: a missing or extra companion is a `DatasetError`
@@ -15,43 +9,36 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from datasets.depth_io import (
+from datasets.formats import (
+    MOTION_MASK_DIR,
+    PRIOR_DIR,
+    PRIOR_SUFFIXES,
     DatasetError,
     gt_depth_suffixes,
     list_images,
+    pair_by_name,
+    read_dynamic_colors,
+    read_dynamic_mask,
+    read_frame_index,
     read_gt_depth,
     read_image,
     read_intrinsics,
     read_motion_mask,
     read_prior,
+    scene_dirs,
 )
 from datasets.transforms import ToTensor, Transform, resize_map
 
-__all__ = [
-    "FrameCache",
-    "TestDepthSet",
-    "TrainFolder",
-    "ValidationDepthSet",
-    "listed_scenes",
-    "pair_by_name",
-    "read_dynamic_colors",
-    "read_frame_index",
-    "read_scene_list",
-    "scene_dirs",
-]
-
-# Per-scene folder of moving-object masks (training diagnostics only).
-MOTION_MASK_DIR = "dynamic"
+__all__ = ["FrameCache", "TestDepthSet", "TrainFolder", "ValidationDepthSet"]
 
 # Default budget of --cache_frames per process (each DataLoader worker holds its own copy).
 CACHE_BYTES = 2 << 30
@@ -108,88 +95,6 @@ def _read(cache: FrameCache | None, path: Path, reader: Callable[[Path], np.ndar
     return reader(path) if cache is None else cache.get(path, reader)
 
 
-
-
-def read_scene_list(path: Path) -> list[str]:
-    """Scene folder names, one a line (blank lines and ``#`` comments ignored)."""
-    if not path.is_file():
-        raise DatasetError(f"missing scene list: {path}")
-    names = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            names.append(line)
-    return names
-
-
-def scene_dirs(root: Path, split_file: str) -> list[Path]:
-    """The scene folders named in ``root/split_file``; a missing one -> DatasetError."""
-    scenes = [root / name for name in read_scene_list(root / split_file)]
-    for scene in scenes:
-        if not scene.is_dir():
-            raise DatasetError(f"scene listed in {root / split_file} does not exist: {scene}")
-    return scenes
-
-
-def listed_scenes(training: Path) -> list[Path]:
-    """The scene folders of ``train.txt`` and ``val.txt`` (either may be absent, not both),
-    in order, without repeats; a listed scene that does not exist -> DatasetError."""
-    lists = [name for name in ("train.txt", "val.txt") if (training / name).is_file()]
-    if not lists:
-        raise DatasetError(f"no train.txt or val.txt in {training}")
-    scenes = [scene for name in lists for scene in scene_dirs(training, name)]
-    return list(dict.fromkeys(scenes))
-
-
-def _stems(paths: Iterable[Path]) -> dict[str, Path]:
-    """stem -> path; two files with one stem cannot be paired by name, so that is an error."""
-    by_stem: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in by_stem:
-            raise DatasetError(f"two files share the name {p.stem!r}: {by_stem[p.stem]}, {p}")
-        by_stem[p.stem] = p
-    return by_stem
-
-
-def pair_by_name(images: Sequence[Path], folder: Path, suffixes: Sequence[str],
-                 what: str, all_images: Sequence[Path] | None = None) -> list[Path]:
-    """For every image, ``folder/<image stem><suffix>``; a missing or extra file -> error.
-
-    ``suffixes``: the accepted file types. ``all_images`` (default ``images``): every image
-    that a file in ``folder`` may belong to; a file matching none of them is "extra".
-    """
-    if not folder.is_dir():
-        raise DatasetError(f"missing {what} folder: {folder}")
-    files = _stems(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in suffixes)
-    image_stems = set(_stems(images if all_images is None else all_images))
-    extra = sorted(stem for stem in files if stem not in image_stems)
-    if extra:
-        raise DatasetError(f"{what} file without a matching image: {files[extra[0]]}"
-                           + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
-    paired = []
-    for img in images:
-        if img.stem not in files:
-            raise DatasetError(f"missing {what} file for {img}: "
-                               f"expected {folder / (img.stem + suffixes[0])}")
-        paired.append(files[img.stem])
-    return paired
-
-
-def read_frame_index(path: Path, num_frames: int) -> list[int]:
-    """Integer frame indices of ``frame_index.txt`` (also as floats, as np.savetxt writes)."""
-    if not path.is_file():
-        raise DatasetError(f"--use_frame_index needs {path}")
-    indices = []
-    for tok in path.read_text().split():
-        try:
-            value = float(tok)
-        except ValueError as err:
-            raise DatasetError(f"not a frame index {tok!r} in {path}") from err
-        if not value.is_integer() or not 0 <= value < num_frames:
-            raise DatasetError(f"frame index {tok} out of range 0..{num_frames - 1}: {path}")
-        indices.append(int(value))
-    return indices
 
 
 def _apply(transform: Transform, images: list[np.ndarray], K: np.ndarray,
@@ -252,7 +157,7 @@ class TrainFolder(Dataset):
             targets = frames[reach:len(frames) - reach]
             priors: list[Path | None] = [None] * len(targets)
             if with_prior:
-                priors = list(pair_by_name(targets, scene / "leres_depth", (".png", ".npy"),
+                priors = list(pair_by_name(targets, scene / PRIOR_DIR, PRIOR_SUFFIXES,
                                            "prior", all_images=all_frames))
             motion: list[Path | None] = [None] * len(targets)
             if self.has_motion_masks:
@@ -342,34 +247,6 @@ class ValidationDepthSet(Dataset):
         return read_gt_depth(path, self.dataset_name)
 
 
-def read_dynamic_colors(path: str | Path) -> np.ndarray:
-    """``dynamic_colors.txt``: one ``R G B`` colour a line. Returns ``[N,3]`` int64."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"segmentation masks need {path}")
-    values = []
-    for tok in path.read_text().replace(",", " ").split():
-        try:
-            values.append(int(float(tok)))
-        except ValueError as err:
-            raise DatasetError(f"not a colour value {tok!r} in {path}") from err
-    if len(values) % 3 or any(not 0 <= v <= 255 for v in values):
-        raise DatasetError(f"dynamic colours must be lines of 'R G B' in 0..255: {path}")
-    return np.array(values, dtype=np.int64).reshape(-1, 3)
-
-
-def _read_dynamic_mask(path: Path, colors: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """bool ``[H0,W0]``: pixels of ``path`` whose RGB colour is one of ``colors``."""
-    rgb = read_image(path).astype(np.int64)  # 8-bit masks read back exactly
-    if rgb.shape[:2] != shape:
-        # nearest keeps the label colours intact
-        rgb = cv2.resize(rgb.astype(np.uint8), (shape[1], shape[0]),
-                         interpolation=cv2.INTER_NEAREST).astype(np.int64)
-    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    wanted = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
-    return np.isin(codes, wanted)
-
-
 class TestDepthSet(Dataset):
     """The test split: ``color/`` images, ``depth/`` ground truth, optional ``seg_mask/``.
 
@@ -408,6 +285,6 @@ class TestDepthSet(Dataset):
         sample: dict[str, Any] = {"tgt": images[0], "gt_depth": torch.from_numpy(gt),
                                   "name": img_path.stem}
         if mask_path is not None and self.dynamic_colors is not None:
-            dynamic = _read_dynamic_mask(mask_path, self.dynamic_colors, gt.shape)
+            dynamic = read_dynamic_mask(mask_path, self.dynamic_colors, gt.shape)
             sample["dynamic"] = torch.from_numpy(dynamic)
         return sample

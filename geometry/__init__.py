@@ -11,7 +11,7 @@ from geometry.camera import (
 )
 from geometry.intrinsics import crop_intrinsics, flip_intrinsics, scale_intrinsics
 from geometry.normals import depth_to_normals
-from geometry.pose import euler2mat, pose_vec2mat
+from geometry.pose import euler2mat, mat2euler, pose_vec2mat
 
 __all__ = [
     "backproject",
@@ -20,6 +20,7 @@ __all__ = [
     "euler2mat",
     "flip_intrinsics",
     "inverse_warp",
+    "mat2euler",
     "pixel_grid",
     "pixels_to_grid",
     "pose_vec2mat",

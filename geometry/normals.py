@@ -42,7 +42,7 @@ def depth_to_normals(depth: torch.Tensor, K_inv: torch.Tensor) -> torch.Tensor:
     Equal to ``kornia.geometry.depth.depth_to_normals(depth, K)`` up to rounding, and
     invariant to the scale of the depth (``n(s·D) = n(D)`` for ``s > 0``).
     """
-    # kornia's import costs ~0.4 s and only V3's losses need it
+    # kornia's import takes a noticeable fraction of a second and only V3's losses need it
     from kornia.filters import spatial_gradient
 
     points = backproject(depth, K_inv)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["euler2mat", "pose_vec2mat"]
+__all__ = ["euler2mat", "mat2euler", "pose_vec2mat"]
 
 
 def euler2mat(angles: torch.Tensor) -> torch.Tensor:
@@ -31,6 +31,17 @@ def euler2mat(angles: torch.Tensor) -> torch.Tensor:
     Ry = mat(cy, zeros, sy, zeros, ones, zeros, -sy, zeros, cy)
     Rz = mat(cz, -sz, zeros, sz, cz, zeros, zeros, zeros, ones)
     return Rx @ Ry @ Rz
+
+
+def mat2euler(R: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`euler2mat` for ``|ry| < π/2``.
+
+    R: ``[B,3,3]`` rotation matrices. Returns ``(rx, ry, rz)`` ``[B,3]`` radians.
+    """
+    rx = torch.atan2(-R[:, 1, 2], R[:, 2, 2])
+    ry = torch.asin(R[:, 0, 2].clamp(-1.0, 1.0))
+    rz = torch.atan2(-R[:, 0, 1], R[:, 0, 0])
+    return torch.stack([rx, ry, rz], dim=1)
 
 
 def pose_vec2mat(vec: torch.Tensor) -> torch.Tensor:

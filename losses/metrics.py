@@ -1,19 +1,23 @@
-"""Depth evaluation: the one place for evaluation ranges, crops and metrics (SPEC §5).
+"""Depth evaluation: the one place for the metrics (docs/method.md, Evaluation).
 
-Validation (`SCDepthV1`), `test.py` and `eval_depth.py` all score depth through
-`DepthEvaluator`, so a number printed by any of them means the same thing.
+Validation (the systems), `test.py`, `eval_depth.py` and `eval_pose.py` all score depth
+through `DepthEvaluator`, so a number printed by any of them means the same thing.
 
 Per image, on the valid pixels (GT inside the dataset's range and inside its crop):
 the prediction is resized to the GT's resolution (bilinear), scaled by
 `median(gt) / median(pred)` (monocular depth is known only up to scale), clamped to the
-range, and scored. The mean over images is reported; each image counts once (**fix**: the
-public code double counted images when dynamic/static masks were used). With a dynamic mask,
-the same per-image scale is used on the dynamic and on the static valid pixels.
+range, and scored. The mean over images is reported; each image counts once (the public
+code double counted images when dynamic/static masks were used). With a dynamic mask, the
+same per-image scale is used on the dynamic and on the static valid pixels.
+
+The range and crop come from the dataset's entry in `datasets.registry` (a `DatasetSpec`),
+which the caller passes in: this module knows no dataset by name.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -22,71 +26,27 @@ METRIC_NAMES: tuple[str, ...] = (
     "abs_rel", "sq_rel", "log10", "rmse", "rmse_log", "a1", "a2", "a3",
 )
 
-EVAL_RANGE: dict[str, tuple[float, float]] = {
-    "kitti": (0.1, 80.0),
-    "nyu": (0.1, 10.0),
-    "ddad": (0.1, 200.0),
-    "bonn": (0.1, 10.0),
-    "tum": (0.1, 10.0),
-    # The built-in generated dataset (datasets/synthetic.py, `--dataset_name synthetic`).
-    "synthetic": (0.1, 100.0),
-}
-
-# Garg crop as fractions of the image size (the constants of the public code).
-_GARG_ROWS = (0.40810811, 0.99189189)
-_GARG_COLS = (0.03594771, 0.96405229)
-# Eigen crop of NYUv2, defined on the 480×640 images.
-_EIGEN_SIZE = (480, 640)
-_EIGEN_ROWS = (45, 471)
-_EIGEN_COLS = (41, 601)
-
 _SPLITS = ("full", "dynamic", "static")
 
 
-def check_dataset_name(dataset_name: str) -> None:
-    """Raise ValueError naming `dataset_name` and the choices if it is not one we evaluate."""
-    if dataset_name not in EVAL_RANGE:
-        choices = ", ".join(sorted(EVAL_RANGE))
-        raise ValueError(f"unknown dataset {dataset_name!r}; choose from {choices}")
+class EvalProtocol(Protocol):
+    """What the evaluation needs of a dataset (``datasets.registry.DatasetSpec``):
+    ``eval_range`` (min, max) in metres and ``crop`` (``.bounds(h, w)`` -> top, bottom,
+    left, right) or None."""
+
+    eval_range: tuple[float, float]
+    crop: Any
 
 
-def crop_bounds(height: int, width: int, dataset_name: str) -> tuple[int, int, int, int] | None:
-    """Evaluation crop `(top, bottom, left, right)` (bottom/right exclusive), None if no crop.
-
-    kitti: Garg crop, `int(fraction · size)` as the public code computes it.
-    nyu: Eigen crop rows 45:471, columns 41:601 of 480×640, scaled proportionally (integer
-    arithmetic, so 480×640 gives exactly those numbers) for GT of another size.
-    ddad, bonn, tum, synthetic: no crop.
-    """
-    check_dataset_name(dataset_name)
-    if dataset_name == "kitti":
-        return (
-            int(_GARG_ROWS[0] * height), int(_GARG_ROWS[1] * height),
-            int(_GARG_COLS[0] * width), int(_GARG_COLS[1] * width),
-        )
-    if dataset_name == "nyu":
-        h0, w0 = _EIGEN_SIZE
-        return (
-            _EIGEN_ROWS[0] * height // h0, _EIGEN_ROWS[1] * height // h0,
-            _EIGEN_COLS[0] * width // w0, _EIGEN_COLS[1] * width // w0,
-        )
-    if dataset_name in ("ddad", "bonn", "tum", "synthetic"):
-        return None
-    raise AssertionError(f"no crop rule for {dataset_name!r}")  # unreachable: checked above
-
-
-def eval_mask(gt: torch.Tensor, dataset_name: str) -> torch.Tensor:
+def eval_mask(gt: torch.Tensor, spec: EvalProtocol) -> torch.Tensor:
     """Pixels that are scored: GT strictly inside the dataset's range and inside its crop.
 
     gt: [..., H, W] depth in metres (0 = no measurement). Returns bool [..., H, W].
-    Raises ValueError for an unknown dataset name.
     """
-    check_dataset_name(dataset_name)
-    min_depth, max_depth = EVAL_RANGE[dataset_name]
+    min_depth, max_depth = spec.eval_range
     mask = (gt > min_depth) & (gt < max_depth)
-    bounds = crop_bounds(gt.shape[-2], gt.shape[-1], dataset_name)
-    if bounds is not None:
-        top, bottom, left, right = bounds
+    if spec.crop is not None:
+        top, bottom, left, right = spec.crop.bounds(gt.shape[-2], gt.shape[-1])
         crop = torch.zeros(gt.shape[-2:], dtype=torch.bool, device=gt.device)
         crop[top:bottom, left:right] = True
         mask = mask & crop
@@ -149,14 +109,15 @@ def masked_depth_metrics(
 class DepthEvaluator:
     """Accumulates per-image depth metrics over batches; `compute()` gives the means.
 
+    spec: the dataset's registry entry (``datasets.registry.dataset_spec(name)``).
+
     Everything is computed and kept in float64 on the CPU, so sums over thousands of images
     do not lose precision and the evaluator never holds GPU memory.
     """
 
-    def __init__(self, dataset_name: str) -> None:
-        check_dataset_name(dataset_name)
-        self.dataset_name = dataset_name
-        self.min_depth, self.max_depth = EVAL_RANGE[dataset_name]
+    def __init__(self, spec: EvalProtocol) -> None:
+        self.spec = spec
+        self.min_depth, self.max_depth = spec.eval_range
         self.reset()
 
     def reset(self) -> None:
@@ -190,7 +151,7 @@ class DepthEvaluator:
             pred = F.interpolate(pred, size=(H, W), mode="bilinear", align_corners=False)
         pred = pred.reshape(B, H * W)
 
-        valid = eval_mask(gt, self.dataset_name).reshape(B, H * W)
+        valid = eval_mask(gt, self.spec).reshape(B, H * W)
         gt = gt.reshape(B, H * W)
         has_valid = valid.any(dim=1)
         self._num_skipped += int((~has_valid).sum())

@@ -1,4 +1,4 @@
-"""V1 photometric and geometry-consistency losses (SPEC §3 V1).
+"""V1 photometric and geometry-consistency losses (docs/method.md, V1).
 
 For every reference frame and both directions (t→r with ``ref_T_tgt``, r→t with
 ``tgt_T_ref`` and the roles of the two frames swapped) the source image is inverse-warped
@@ -9,13 +9,50 @@ colour error) is kept and averaged over the valid pixels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from geometry import inverse_warp
 
-__all__ = ["SSIM", "PhotoGeometryLoss", "masked_mean"]
+__all__ = ["SSIM", "PairErrors", "PhotoGeometryLoss", "PhotoGeometryOutput", "masked_mean"]
+
+
+@dataclass
+class PairErrors:
+    """Per-pixel maps ``[B,1,H,W]`` of one warp direction (source warped into the target).
+
+    photo: photometric error (weighted by the detached ``1 − D_diff`` unless
+    ``no_dynamic_mask``); color_diff: ``mean_c |I_t − I_w|``; depth_diff: ``D_diff`` in
+    [0, 1]; valid: float {0,1}, inside the image, non-zero warped and target pixels,
+    auto-masked unless ``no_auto_mask``.
+    """
+
+    photo: torch.Tensor
+    color_diff: torch.Tensor
+    depth_diff: torch.Tensor
+    valid: torch.Tensor
+
+
+@dataclass
+class PhotoGeometryOutput:
+    """What :class:`PhotoGeometryLoss` returns.
+
+    photo_loss, geometry_loss: the two scalar losses; pairs_tr: the t→r errors of each
+    reference (V3 builds its dynamic-region confidence from them; not detached);
+    photo_map, valid_map: the per-pixel photometric error and validity the losses averaged
+    (detached; ``[B,1,H,W]``, or ``[B,2N,H,W]`` with ``no_min_optimize``); logs: detached
+    scalars to log (``valid_fraction``).
+    """
+
+    photo_loss: torch.Tensor
+    geometry_loss: torch.Tensor
+    pairs_tr: list[PairErrors]
+    photo_map: torch.Tensor
+    valid_map: torch.Tensor
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, min_count: int = 100) -> torch.Tensor:
@@ -40,8 +77,8 @@ class SSIM(nn.Module):
     ``fused`` (the default) computes the five local moments with one separable mean filter
     (a ``window``×1 then a 1×``window`` average pool: 2·window reads per pixel instead of
     window², the same mean up to float rounding) over the moments stacked along the channels
-    and laid out channels_last (one CPU thread, 4×15×262×326: 40 ms against 218 ms for one
-    7×7 pool in NCHW). ``fused=False`` is the public code's form: five separate
+    and laid out channels_last: several times faster on the CPU than one 7×7 pool per
+    moment in NCHW (docs/performance.md). ``fused=False`` is the public code's form: five separate
     ``window``×``window`` pools on NCHW tensors (the reference that benchmarks and tests
     compare against).
     """
@@ -109,16 +146,11 @@ class PhotoGeometryLoss(nn.Module):
         ref_depth: torch.Tensor,
         ref_T_tgt: torch.Tensor,
         K: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:
+    ) -> PairErrors:
         """Per-pixel errors of one direction: ``ref_img`` warped into the ``tgt_img`` view.
 
         tgt_img, ref_img: ``[B,3,H,W]``; tgt_depth, ref_depth: ``[B,1,H,W]``;
         ref_T_tgt: ``[B,3,4]``; K: ``[B,3,3]``.
-        Returns a dict of ``[B,1,H,W]`` maps: ``photo`` (photometric error, weighted by the
-        detached ``1 − D_diff`` unless ``no_dynamic_mask``), ``color_diff``
-        (``mean_c |I_t − I_w|``), ``depth_diff`` (``D_diff`` in [0,1]) and ``valid``
-        (float {0,1}: inside the image, non-zero warped and target pixels, auto-mask unless
-        ``no_auto_mask``).
         """
         warped, inside, projected_depth, computed_depth = inverse_warp(
             ref_img, tgt_depth, ref_depth, ref_T_tgt, K
@@ -156,12 +188,7 @@ class PhotoGeometryLoss(nn.Module):
             identity_diff = (tgt_img - ref_img).abs().mean(dim=1, keepdim=True)
             valid = valid & (color_diff < identity_diff)
 
-        return {
-            "photo": photo,
-            "color_diff": color_diff,
-            "depth_diff": depth_diff,
-            "valid": valid.to(photo.dtype),
-        }
+        return PairErrors(photo, color_diff, depth_diff, valid.to(photo.dtype))
 
     def forward(
         self,
@@ -172,17 +199,12 @@ class PhotoGeometryLoss(nn.Module):
         poses: list[torch.Tensor],
         poses_inv: list[torch.Tensor],
         K: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    ) -> PhotoGeometryOutput:
         """Photometric and geometry losses of a target frame against its references.
 
         tgt_img: ``[B,3,H,W]``; ref_imgs: list of N ``[B,3,H,W]``; tgt_depth: ``[B,1,H,W]``;
         ref_depths: list of N ``[B,1,H,W]``; poses: list of N ``ref_T_tgt`` ``[B,3,4]``;
         poses_inv: list of N ``tgt_T_ref`` ``[B,3,4]``; K: ``[B,3,3]``.
-        Returns ``(photo_loss, geometry_loss, info)``: two scalars and a dict with detached
-        figures to log (``valid_fraction``, ``photo_map`` and ``valid_map`` ``[B,1,H,W]``, or
-        ``[B,2N,H,W]`` with ``no_min_optimize``; ``photo_map`` is meaningful where
-        ``valid_map`` is 1) and ``pairs_tr``, the list of the t→r pairwise dicts (one per
-        reference, not detached).
         """
         pairs_tr, pairs = [], []
         for ref_img, ref_depth, ref_T_tgt, tgt_T_ref in zip(ref_imgs, ref_depths, poses, poses_inv):
@@ -192,27 +214,26 @@ class PhotoGeometryLoss(nn.Module):
             pairs += [pair_tr, pair_rt]
 
         # Candidates along dim 1: [B,2N,H,W] each.
-        photo, depth_diff, valid = (
-            torch.cat([p[key] for p in pairs], dim=1) for key in ("photo", "depth_diff", "valid")
-        )
+        photo = torch.cat([p.photo for p in pairs], dim=1)
+        depth_diff = torch.cat([p.depth_diff for p in pairs], dim=1)
+        valid = torch.cat([p.valid for p in pairs], dim=1)
         if not self.no_min_optimize:
-            # Best view per pixel (SPEC §3, as the papers): the candidate with the lowest
-            # colour error, with ITS photometric error, D_diff and validity. Occlusions and
+            # Best view per pixel (as the papers): the candidate with the lowest colour
+            # error, with ITS photometric error, D_diff and validity. Occlusions and
             # out-of-view regions are usually explained well in at least one view; when the
             # best-looking view is invalid (e.g. auto-masked) the pixel is dropped, not
             # replaced by a worse view.
-            color_diff = torch.cat([p["color_diff"] for p in pairs], dim=1)
+            color_diff = torch.cat([p.color_diff for p in pairs], dim=1)
             index = color_diff.argmin(dim=1, keepdim=True)
             photo = photo.gather(1, index)
             depth_diff = depth_diff.gather(1, index)
             valid = valid.gather(1, index)
 
-        photo_loss = masked_mean(photo, valid, self.min_valid_pixels)
-        geometry_loss = masked_mean(depth_diff, valid, self.min_valid_pixels)
-        info = {
-            "valid_fraction": valid.detach().mean(),
-            "photo_map": photo.detach(),
-            "valid_map": valid.detach(),
-            "pairs_tr": pairs_tr,
-        }
-        return photo_loss, geometry_loss, info
+        return PhotoGeometryOutput(
+            photo_loss=masked_mean(photo, valid, self.min_valid_pixels),
+            geometry_loss=masked_mean(depth_diff, valid, self.min_valid_pixels),
+            pairs_tr=pairs_tr,
+            photo_map=photo.detach(),
+            valid_map=valid.detach(),
+            logs={"valid_fraction": valid.detach().mean()},
+        )

@@ -1,4 +1,4 @@
-"""V2's losses for the auto-rectify network (ARN) (SPEC §3 V2).
+"""V2's losses for the auto-rectify network (ARN) (docs/method.md, V2).
 
 ARN(a, b) predicts the rotation ``rot`` (Euler angles) such that ``rotation_warp(b, rot, K)``
 looks like ``a`` up to translation. Two self-supervised losses train it:

@@ -1,4 +1,4 @@
-"""Edge-aware depth smoothness (SPEC §3 V1)."""
+"""Edge-aware depth smoothness (docs/method.md, V1)."""
 
 from __future__ import annotations
 

@@ -27,10 +27,10 @@ def elu(x: torch.Tensor) -> torch.Tensor:
     """ELU as ``max(x, exp(min(x, 0)) − 1)``: exactly ELU (α = 1), since ``e^x − 1 ≥ x``
     everywhere with equality only at 0.
 
-    Why not ``F.elu``: PyTorch's CPU ELU evaluates ``expm1`` without vectorising it (~10 ns
-    per element), which made the decoder's ELUs ~25 % of a bf16 DepthNet forward; ``exp`` is
-    vectorised. ``exp(m) − 1`` loses relative precision only for |m| ≪ 1, where its absolute
-    error (one ulp of 1) is what the following convolution sees.
+    Why not ``F.elu``: PyTorch's CPU ELU evaluates ``expm1`` without vectorising it, which
+    made the decoder's ELUs a large share of a bf16 DepthNet forward (docs/performance.md);
+    ``exp`` is vectorised. ``exp(m) − 1`` loses relative precision only for |m| ≪ 1, where
+    its absolute error (one ulp of 1) is what the following convolution sees.
     """
     return torch.maximum(x, torch.exp(x.clamp(max=0)) - 1)
 
@@ -118,8 +118,8 @@ class Conv3x3(nn.Module):
         """x: ``[B,Cin,H,W]`` -> ``[B,Cout,H,W]``."""
         # Padding copies values, so it is exact in any dtype; but CPU autocast lists
         # reflection_pad2d as an fp32 op, and under bf16 it would upcast the activation only
-        # for the convolution to cast it back: two full copies per layer, ~20 % of a bf16
-        # forward. Outside autocast the pad keeps the activation's dtype.
+        # for the convolution to cast it back: two full copies per layer (docs/performance.md).
+        # Outside autocast the pad keeps the activation's dtype.
         with torch.autocast(x.device.type, enabled=False):
             x = self.pad(x)
         return self.conv(x)

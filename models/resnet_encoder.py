@@ -20,6 +20,8 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from utils.errors import UserError
+
 __all__ = [
     "PretrainedWeightsError",
     "ResnetEncoder",
@@ -37,7 +39,7 @@ _RESNETS: dict[int, tuple[Callable[..., tvm.ResNet], tvm.WeightsEnum]] = {
 }
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(UserError, RuntimeError):
     """ImageNet weights are unavailable offline; the message says which file to put where."""
 
 

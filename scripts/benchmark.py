@@ -52,9 +52,11 @@ if str(_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from config import PRECISIONS  # noqa: E402
-from models.sc_depth import autocast_context  # noqa: E402
+from datasets.formats import IMAGE_MEAN, IMAGE_STD  # noqa: E402
+from options import PRECISIONS  # noqa: E402
+from systems import system_class  # noqa: E402
 from utils.allocator import keep_freed_memory  # noqa: E402
+from utils.runtime import autocast_context, precision_dtype  # noqa: E402
 
 MODES = ("fast", "plain")
 # --compare: (mode, precision) triples shown side by side; the first is the reference.
@@ -126,9 +128,7 @@ def model_hparams(version: str, mode: str, compile_: bool = False) -> dict[str, 
 def build_system(version: str, mode: str, device: torch.device, compile_: bool = False
                  ) -> torch.nn.Module:
     """The SCDepthVx system of ``version`` with the fast path of ``mode`` applied."""
-    from models.sc_depth import model_class
-
-    model = model_class(version)(model_hparams(version, mode, compile_))
+    model = system_class(version)(model_hparams(version, mode, compile_))
     model.apply_fast_path()  # what LightningModule.setup does in training
     return model.to(device)
 
@@ -145,7 +145,7 @@ def synthetic_batch(version: str, batch_size: int, height: int, width: int,
     base = torch.rand(batch_size, 3, height, width, generator=g)
     # smooth the noise a little so SSIM and the auto-mask are not degenerate
     base = torch.nn.functional.avg_pool2d(base, 5, stride=1, padding=2)
-    tgt = (base - 0.45) / 0.225
+    tgt = (base - IMAGE_MEAN) / IMAGE_STD
     refs = [torch.roll(tgt, shifts=s, dims=3) + 0.05 * torch.randn(tgt.shape, generator=g)
             for s in (-2, 2)[:num_refs]]
     f = 0.6 * width
@@ -428,8 +428,6 @@ def conv_macs(model: torch.nn.Module, fn: Callable[[], Any]) -> dict[str, int]:
 
 def conv_peak_gmac_s(precision: str, device: torch.device, steps: int = 5) -> float:
     """GMAC/s of :data:`PEAK_CONV` in ``precision``'s dtype (best of ``steps`` calls)."""
-    from models.sc_depth import precision_dtype
-
     dtype = precision_dtype(precision, device)
     c = PEAK_CONV["channels"]
     conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(device, dtype)

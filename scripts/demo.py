@@ -3,13 +3,14 @@
 1. generates the built-in synthetic dataset into demo/data (once),
 2. scores a constant-depth prediction and the untrained network on its test set,
 3. trains SC-Depth V1 with configs/v1/synthetic.txt (GPU if there is one, else CPU),
-4. scores the trained network with test.py and writes colour depth maps of demo/input/,
+4. scores the trained network on the test set and writes colour depth maps of demo/input/,
 5. prints the three AbsRel figures side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -19,19 +20,23 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-import inference  # noqa: E402
-import test as test_script  # noqa: E402
-import train  # noqa: E402
 from config import parse_options  # noqa: E402
+from datasets.check import check_dataset  # noqa: E402
+from datasets.formats import list_images, read_image, write_image  # noqa: E402
 from datasets.synthetic import generate_dataset  # noqa: E402
-from models.sc_depth import build_model, resolve_device  # noqa: E402
+from options import PRECISIONS  # noqa: E402
+from systems import build_model  # noqa: E402
+from tools.evaluation import evaluate_test_set  # noqa: E402
+from tools.predictor import Predictor  # noqa: E402
+from tools.training import train  # noqa: E402
+from utils.io import write_atomic  # noqa: E402
+from utils.visualization import colorize_depth  # noqa: E402
 
 
 def default_precision() -> str:
-    """bf16 mixed precision on CPUs that run it natively (AVX-512-bf16/AMX: 1.7x faster
-    steps), else fp32: emulated bf16 would be slower. On a GPU fp32: the demo's batch-4
-    steps wait on kernel launches, so bf16 was no faster there (H100, README), and it cost
-    about 0.01 AbsRel on this configuration."""
+    """bf16 mixed precision on CPUs that run it natively (AVX-512-bf16/AMX), else fp32:
+    emulated bf16 would be slower. On a GPU fp32: the demo's batch-4 steps wait on kernel
+    launches, so bf16 was no faster there and cost accuracy (docs/performance.md)."""
     if torch.cuda.is_available():
         return "32"
     return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32"
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="training config")
     parser.add_argument("--max_steps", type=int, default=-1,
                         help="cap the training steps (-1: as the config says)")
-    parser.add_argument("--precision", default=None, choices=("32", "bf16-mixed", "16-mixed"),
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
                         help="training precision (default: bf16-mixed on CPUs that support it "
                              "natively, else 32)")
     args = parser.parse_args(argv)
@@ -66,19 +71,24 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"[1/5] using the synthetic dataset in {data}", flush=True)
 
-    common = ["--config", args.config, "--dataset_dir", str(data)]
-    opts = parse_options(common, ("data", "model", "runtime", "training"))
-    device = resolve_device("auto")
+    precision = args.precision or default_precision()
+    opts = parse_options(["--config", args.config, "--dataset_dir", str(data),
+                          "--log_dir", str(out / "ckpts"), "--max_steps", str(args.max_steps),
+                          "--precision", precision],
+                         ("data", "model", "losses", "training", "runtime"))
+
+    def score(depth) -> dict:
+        return evaluate_test_set(depth, data, opts.dataset_name, opts.img_height,
+                                 opts.img_width, opts.infer_batch_size, opts.num_workers)
 
     print("[2/5] scoring a constant depth and the untrained network", flush=True)
-    constant = test_script.evaluate(ConstantDepth(), opts, device)
+    constant = score(ConstantDepth())
     torch.manual_seed(opts.seed if opts.seed is not None else 0)
-    untrained = test_script.evaluate(build_model(opts).inference_net(), opts, device)
+    untrained = score(build_model(opts).inference_net())
 
-    precision = args.precision or default_precision()
     print(f"[3/5] training SC-Depth V1 ({precision})", flush=True)
-    code = train.main([*common, "--log_dir", str(out / "ckpts"),
-                       "--max_steps", str(args.max_steps), "--precision", precision])
+    check_dataset(opts, stage="train")
+    code = train(opts)
     if code:
         return code
     run = max((out / "ckpts" / opts.exp_name).glob("version_*"),
@@ -86,16 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = run / "last.ckpt"
 
     print(f"[4/5] testing {ckpt}", flush=True)
-    json_path = out / "trained_metrics.json"
-    test_script.main([*common, "--ckpt_path", str(ckpt), "--output_json", str(json_path)])
-    import json
-
-    trained = json.loads(json_path.read_text())
+    predictor = Predictor.from_checkpoint(ckpt, "auto", "32", opts.img_height, opts.img_width)
+    trained = score(predictor.depth)
+    write_atomic(out / "trained_metrics.json", json.dumps(trained, indent=2))
 
     print("[5/5] depth maps of demo/input", flush=True)
-    inference.main(["--config", args.config, "--input_dir", str(ROOT / "demo" / "input"),
-                    "--output_dir", str(out / "depth"), "--ckpt_path", str(ckpt),
-                    "--save-vis", "--save-depth"])
+    for path in list_images(ROOT / "demo" / "input"):
+        (depth,) = predictor.predict([read_image(path)], resolution="network")
+        write_image(out / "depth" / f"{path.stem}.jpg", colorize_depth(depth))
 
     rows = [("constant depth", constant), ("untrained network", untrained),
             ("trained SC-Depth V1", trained)]

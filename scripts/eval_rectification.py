@@ -1,4 +1,4 @@
-"""Does a trained SC-Depth V2 remove the rotation between frames? (SPEC §3 V2, issue 4)
+"""Does a trained SC-Depth V2 remove the rotation between frames? (docs/method.md, V2)
 
     python scripts/eval_rectification.py --ckpt_path RUN/last.ckpt --dataset_dir DATA
 
@@ -22,7 +22,6 @@ and leaves the identity (only the translation is left between the rectified pair
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -34,38 +33,33 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from datasets.depth_io import read_image, read_intrinsics  # noqa: E402
+from config import get_parser  # noqa: E402
+from datasets.formats import (  # noqa: E402
+    list_images,
+    read_image,
+    read_intrinsics,
+    read_poses,
+    scene_dirs,
+)
 from datasets.transforms import Compose, Resize, ToTensor  # noqa: E402
-from geometry import euler2mat  # noqa: E402
-from models.sc_depth import load_from_checkpoint, resolve_device  # noqa: E402
-from models.sc_depth_v2 import SCDepthV2  # noqa: E402
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+from geometry import euler2mat, mat2euler  # noqa: E402
+from geometry.alignment import rotation_angle  # noqa: E402
+from systems import SCDepthV2, load_from_checkpoint  # noqa: E402
+from tools.predictor import checkpoint_size  # noqa: E402
+from utils.cli import run_main  # noqa: E402
+from utils.errors import UsageError  # noqa: E402
+from utils.io import write_atomic  # noqa: E402
+from utils.runtime import resolve_device  # noqa: E402
 
 
 def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
-    """Angle of rotation matrices ``[...,3,3]`` in degrees: ``arccos((tr R − 1) / 2)``."""
-    cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
-def mat2euler(R: np.ndarray) -> np.ndarray:
-    """Inverse of ``R = Rx·Ry·Rz``: ``[...,3,3]`` -> ``(rx, ry, rz)`` ``[...,3]`` radians."""
-    rx = np.arctan2(-R[..., 1, 2], R[..., 2, 2])
-    ry = np.arcsin(np.clip(R[..., 0, 2], -1.0, 1.0))
-    rz = np.arctan2(-R[..., 0, 1], R[..., 0, 0])
-    return np.stack([rx, ry, rz], axis=-1)
-
-
-def read_poses(path: Path) -> np.ndarray:
-    """poses.txt (one camera-to-world 3×4 a line, row-major) -> ``[F,3,4]``."""
-    return np.loadtxt(path, dtype=np.float64, ndmin=2).reshape(-1, 3, 4)
+    """Angle of rotation matrices ``[...,3,3]`` in degrees."""
+    return np.degrees(rotation_angle(R))
 
 
 def scene_pairs(scene: Path, skip: int) -> list[tuple[int, int]]:
     """(target, reference) frame indices: each target with its i−k and i+k neighbours."""
-    frames = sorted(p for p in scene.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    n = len(frames)
+    n = len(list_images(scene))
     return [(i, j) for i in range(skip, n - skip) for j in (i - skip, i + skip)]
 
 
@@ -76,10 +70,10 @@ def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
     transform = Compose([Resize(height, width), ToTensor()])
     rot1_all, rot2_all, gt_all = [], [], []
     for scene in scenes:
-        frames = sorted(p for p in scene.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        frames = list_images(scene)
         poses = read_poses(scene / "poses.txt")
         if len(poses) != len(frames):
-            raise ValueError(f"{scene / 'poses.txt'}: {len(poses)} poses for {len(frames)} "
+            raise UsageError(f"{scene / 'poses.txt'}: {len(poses)} poses for {len(frames)} "
                              "frames")
         K_raw = read_intrinsics(scene / "cam.txt")
         images, K, _ = transform([read_image(p) for p in frames], K_raw, [])
@@ -95,7 +89,7 @@ def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
             rot1_all.append(rot1.cpu().numpy())
             rot2_all.append(rot2.cpu().numpy())
             # ref_T_tgt rotation from camera-to-world poses: R_r^T · R_t
-            gt_all.append(np.stack([poses[j, :, :3].T @ poses[i, :, :3] for i, j in chunk]))
+            gt_all.append(np.stack([poses[j, :3, :3].T @ poses[i, :3, :3] for i, j in chunk]))
     rot1 = np.concatenate(rot1_all).astype(np.float64)
     rot2 = np.concatenate(rot2_all).astype(np.float64)
     R_gt = np.concatenate(gt_all)
@@ -105,8 +99,8 @@ def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
         "num_pairs": len(rot1),
         "rot_before": float(np.abs(rot1).mean()),
         "rot_after": float(np.abs(rot2).mean()),
-        "gt_rot_raw": float(np.abs(mat2euler(R_gt)).mean()),
-        "gt_rot_rectified": float(np.abs(mat2euler(residual)).mean()),
+        "gt_rot_raw": float(mat2euler(torch.from_numpy(R_gt)).abs().mean()),
+        "gt_rot_rectified": float(mat2euler(torch.from_numpy(residual)).abs().mean()),
         "angle_raw_deg": float(rotation_angle_deg(R_gt).mean()),
         "angle_rectified_deg": float(rotation_angle_deg(residual).mean()),
         "angle_rectified_median_deg": float(np.median(rotation_angle_deg(residual))),
@@ -115,34 +109,25 @@ def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ckpt_path", required=True, help="a V2 checkpoint (has rectify_net)")
-    parser.add_argument("--dataset_dir", required=True,
-                        help="dataset with training/SCENE/poses.txt")
+    parser = get_parser(("data", "model", "runtime", "evaluation"), __doc__.split("\n")[0],
+                        names=("dataset_dir", "skip_frames", "img_height", "img_width",
+                               "ckpt_path", "device", "output_json"))
     parser.add_argument("--split", default="val", choices=("val", "train"),
                         help="scenes of training/val.txt or training/train.txt")
-    parser.add_argument("--skip_frames", type=int, default=1, help="reference offset k (i±k)")
-    parser.add_argument("--img_height", type=int, default=None,
-                        help="network input height (default: the checkpoint's)")
-    parser.add_argument("--img_width", type=int, default=None,
-                        help="network input width (default: the checkpoint's)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
-    parser.add_argument("--output_json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    if not args.ckpt_path or not args.dataset_dir:
+        raise UsageError("--ckpt_path (a V2 checkpoint) and --dataset_dir are required")
 
-    device = resolve_device(args.device)
-    model = load_from_checkpoint(args.ckpt_path, device)
-    if not hasattr(model, "rectify_net"):
-        parser.error(f"{args.ckpt_path} is a {model.hparams.get('model_version')} checkpoint "
-                     "without the auto-rectify network (need v2)")
-    height = args.img_height or int(model.hparams.get("img_height") or 256)
-    width = args.img_width or int(model.hparams.get("img_width") or 320)
-    root = Path(args.dataset_dir) / "training"
-    names = (root / f"{args.split}.txt").read_text().split()
-    results = evaluate(model, [root / n for n in names], height, width, args.skip_frames,
-                       device)
+    model = load_from_checkpoint(args.ckpt_path, resolve_device(args.device))
+    if not isinstance(model, SCDepthV2):
+        raise UsageError(f"{args.ckpt_path} is a {model.opts.model_version} checkpoint "
+                         "without the auto-rectify network (need v2)")
+    trained = checkpoint_size(model)
+    height, width = args.img_height or trained[0], args.img_width or trained[1]
+    scenes = scene_dirs(Path(args.dataset_dir) / "training", f"{args.split}.txt")
+    results = evaluate(model, scenes, height, width, args.skip_frames, model.device)
     deg = 180.0 / math.pi
-    print(f"{results['num_pairs']} pairs of {len(names)} {args.split} scenes at "
+    print(f"{results['num_pairs']} pairs of {len(scenes)} {args.split} scenes at "
           f"{height}x{width}")
     print(f"ARN's estimate   mean|rot1| (rot_before) = {results['rot_before']:.4f} rad "
           f"({results['rot_before'] * deg:.2f}°)   mean|rot2| (rot_after) = "
@@ -154,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{results['angle_rectified_deg']:.2f}° (median "
           f"{results['angle_rectified_median_deg']:.2f}°)")
     if args.output_json:
-        Path(args.output_json).write_text(json.dumps(results, indent=2))
+        write_atomic(Path(args.output_json), json.dumps(results, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main, "eval_rectification.py")

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
+from helpers import cli
 
-benchmark = load_script("benchmark")
+pytestmark = pytest.mark.slow  # benchmark runs, some in subprocesses
+
+benchmark = cli("benchmark")
 
 KEYS = {"version", "mode", "precision", "height", "width", "batch_size", "device", "torch",
         "threads", "train_step_s", "infer_img_s", "peak_mem_mb", "peak_mem_kind"}
@@ -106,7 +108,7 @@ def test_data_pipeline_throughput(tiny_dataset: Path, capsys: pytest.CaptureFixt
 
 def test_frame_cache_returns_equal_copies(tiny_dataset: Path) -> None:
     """--cache_frames: the same samples as without it, decoded once, safe to modify."""
-    from datasets.depth_io import read_image
+    from datasets.formats import read_image
     from datasets.video_folder import FrameCache, TrainFolder, ValidationDepthSet
 
     root = tiny_dataset / "training"

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_train_args
+from helpers import cli, tiny_train_args
 
-import inference
-import test as test_script
-import train
+pytestmark = pytest.mark.slow  # a training run through train.py
+
+inference = cli("inference")
+test_script = cli("test")
+train = cli("train")
+
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, tiny_train_args
+import pytest
+from helpers import ROOT, tiny_train_args
+
+pytestmark = pytest.mark.slow  # two training processes
 
 
 def test_train_ddp_two_cpu_processes(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import load_script
+from helpers import cli
 
-demo = load_script("demo")
+demo = cli("demo")
 
 
 @pytest.mark.parametrize("native_bf16", [True, False])

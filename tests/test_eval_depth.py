@@ -7,8 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import cli
 
-import eval_depth
+eval_depth = cli("eval_depth")
+
 
 H, W = 4, 5
 
@@ -73,12 +75,6 @@ def test_dynamic_and_static_rows(data, capsys):
     # only image a has a dynamic pixel, off by |2 - 6| / 2 = 2
     assert _row(out, "dynamic")["abs_rel"] == pytest.approx(2.0, abs=1e-4)
     assert _row(out, "static")["abs_rel"] == pytest.approx(0.0, abs=1e-4)
-
-
-def test_dynamic_from_seg():
-    seg = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 0, 1]]], dtype=np.float32)
-    colors = np.array([[255, 0, 0], [0, 0, 255]], dtype=np.float32)
-    assert eval_depth.dynamic_from_seg(seg, colors).tolist() == [[True, False], [True, False]]
 
 
 def test_stack_of_predictions(data, capsys):

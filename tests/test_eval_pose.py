@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -10,11 +9,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import cli
 
-import eval_pose
-from datasets.depth_io import DatasetError
+from datasets.formats import DatasetError, read_poses
+from datasets.transforms import Resize
 from geometry import pose_vec2mat
-from utils.cli import UsageError
+from tools.pose_evaluation import evaluate_scene, find_scenes
+from tools.predictor import Predictor
+from utils.errors import UsageError
+
+eval_pose = cli("eval_pose")
 
 SIZE = ["--img_height", "48", "--img_width", "64", "--device", "cpu"]
 
@@ -46,6 +50,17 @@ class OracleModel(torch.nn.Module):
         self.pose_net = OraclePoseNet()
 
 
+class OraclePredictor:
+    """A Predictor at 32x48 whose system is the oracle (no DepthNet: the scene has no GT)."""
+
+    device = torch.device("cpu")
+    prepare = Predictor.prepare
+
+    def __init__(self) -> None:
+        self.model = OracleModel()
+        self._resize = Resize(32, 48)
+
+
 @pytest.fixture
 def oracle_scene(tmp_path) -> Path:
     scene = tmp_path / "training" / "oracle"
@@ -62,9 +77,7 @@ def oracle_scene(tmp_path) -> Path:
 
 
 def test_chaining_through_the_batched_pipeline_recovers_the_trajectory(oracle_scene):
-    opts = argparse.Namespace(img_height=32, img_width=48, infer_batch_size=3,
-                              dataset_name="synthetic")
-    result = eval_pose.evaluate_scene(OracleModel(), oracle_scene, opts, torch.device("cpu"))
+    result = evaluate_scene(OraclePredictor(), oracle_scene, "synthetic", batch_size=3)
     pred, zero = result["prediction"], result["zero_motion"]
     assert result["frames"] == 8 and "depth_scale" not in result
     assert pred["ate"] < 1e-6 and pred["f2f_t"] < 1e-6 and pred["f2f_r"] < 1e-4
@@ -76,23 +89,21 @@ def test_chaining_through_the_batched_pipeline_recovers_the_trajectory(oracle_sc
 def test_read_poses_errors(tmp_path):
     path = tmp_path / "poses.txt"
     path.write_text("1 0 0 0 0 1 0 0 0 0 1 0\n1 0 0\n")
-    with pytest.raises(DatasetError, match=r"poses.txt:2: expected 12"):
-        eval_pose.read_poses(path)
+    with pytest.raises(DatasetError, match=r"poses\.txt:2: expected 12"):
+        read_poses(path)
     path.write_text("1 0 0 0 0 1 0 0 0 0 1 x\n")
     with pytest.raises(DatasetError, match="not a list of numbers"):
-        eval_pose.read_poses(path)
+        read_poses(path)
     path.write_text("1 0 0 0 0 1 0 0 0 0 1 2.5\n\n")
-    poses = eval_pose.read_poses(path)
+    poses = read_poses(path)
     assert poses.shape == (1, 4, 4) and poses[0, 2, 3] == 2.5 and poses[0, 3, 3] == 1.0
 
 
 def test_pose_count_must_match_frames(oracle_scene):
     lines = (oracle_scene / "poses.txt").read_text().splitlines()
     (oracle_scene / "poses.txt").write_text("\n".join(lines[:-1]) + "\n")
-    opts = argparse.Namespace(img_height=32, img_width=48, infer_batch_size=3,
-                              dataset_name="synthetic")
     with pytest.raises(DatasetError, match="7 poses for 8 frames"):
-        eval_pose.evaluate_scene(OracleModel(), oracle_scene, opts, torch.device("cpu"))
+        evaluate_scene(OraclePredictor(), oracle_scene, "synthetic", batch_size=3)
 
 
 def test_cli_on_synthetic_sequences(dataset, ckpt, tmp_path, capsys):
@@ -120,10 +131,10 @@ def test_cli_on_synthetic_sequences(dataset, ckpt, tmp_path, capsys):
 
 
 def test_default_scenes_and_errors(dataset, tmp_path):
-    assert [p.name for p in eval_pose.find_scenes(dataset, None)] == ["val_000_handheld"]
+    assert [p.name for p in find_scenes(dataset, None)] == ["val_000_handheld"]
     with pytest.raises(UsageError, match=r"no poses\.txt"):
-        eval_pose.find_scenes(dataset, ["nope"])
+        find_scenes(dataset, ["nope"])
     with pytest.raises(UsageError, match="no training/"):
-        eval_pose.find_scenes(tmp_path, None)
+        find_scenes(tmp_path, None)
     with pytest.raises(UsageError, match="--ckpt_path is required"):
         eval_pose.main(["--dataset_dir", str(dataset)])

@@ -9,18 +9,24 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import cli
 
-import export
-from models.sc_depth import load_from_checkpoint
+from systems import load_from_checkpoint
+from tools import export as tools_export
+from tools.export import max_relative_error
+
+pytestmark = pytest.mark.slow  # tracing and ONNX export
+
+export = cli("export")
 
 SIZE = ["--img_height", "48", "--img_width", "64"]
 
 
 def test_max_relative_error_hand_computed():
-    assert export.max_relative_error([1.0, 2.0, 4.0], [1.0, 2.0, 5.0]) == pytest.approx(0.2)
-    assert export.max_relative_error(np.ones((2, 3)), np.ones((2, 3))) == 0.0
+    assert max_relative_error([1.0, 2.0, 4.0], [1.0, 2.0, 5.0]) == pytest.approx(0.2)
+    assert max_relative_error(np.ones((2, 3)), np.ones((2, 3))) == 0.0
     with pytest.raises(ValueError, match="shape"):
-        export.max_relative_error(np.ones(3), np.ones(4))
+        max_relative_error(np.ones(3), np.ones(4))
 
 
 def test_torchscript_matches_pytorch(ckpt, tmp_path, capsys):
@@ -43,13 +49,13 @@ def test_torchscript_matches_pytorch(ckpt, tmp_path, capsys):
     # The frozen copy is exported: BatchNorm is folded into the convolutions.
     assert "batch_norm" not in str(traced.inlined_graph)
     assert "aten::_convolution" in str(traced.inlined_graph)
-    assert export.max_relative_error(ours.numpy(), ref.numpy()) <= 1e-4
+    assert max_relative_error(ours.numpy(), ref.numpy()) <= 1e-4
     assert not list(out.glob(".*"))  # no temporary files left
 
 
 def test_a_mismatch_fails_the_export(ckpt, tmp_path, capsys, monkeypatch):
     # An exporter whose model is off by 1e-3 relative (the real trace is tested above).
-    monkeypatch.setattr(export, "export_torchscript", lambda *args: 1e-3)
+    monkeypatch.setattr(tools_export, "export_torchscript", lambda *args: 1e-3)
     assert export.main(["--ckpt_path", str(ckpt), "--output_dir", str(tmp_path), "--format",
                         "torchscript", *SIZE]) == 1
     assert "FAILED" in capsys.readouterr().out
@@ -78,14 +84,14 @@ def test_onnx_matches_pytorch(ckpt, tmp_path, capsys):
     with torch.no_grad():
         ref = load_from_checkpoint(str(ckpt))(x).numpy()
     got = session.run(None, {"image": x.numpy()})[0]
-    assert export.max_relative_error(got, ref) <= 1e-4
+    assert max_relative_error(got, ref) <= 1e-4
 
 
 def test_usage_errors(ckpt):
-    from utils.cli import UsageError
+    from utils.errors import UsageError
 
     with pytest.raises(UsageError, match="--output_dir is required"):
         export.main(["--ckpt_path", str(ckpt)])
-    with pytest.raises(UsageError, match="at least 32"):
+    with pytest.raises(UsageError, match="at least 33"):
         export.main(["--ckpt_path", str(ckpt), "--output_dir", "x", "--img_height", "16",
                      "--img_width", "96"])

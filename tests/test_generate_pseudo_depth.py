@@ -10,12 +10,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from helpers import cli
 
-import generate_pseudo_depth as gpd
-from datasets.depth_io import list_images, read_image, read_prior
-from models.sc_depth import build_model
-from utils.cli import UsageError, run_main
+from datasets.formats import encode_prior, list_images, read_image, read_prior
+from systems import build_model
+from tools.predictor import Predictor
+from tools.pseudo_depth import hub_input_size, to_depth
+from utils.cli import run_main
+from utils.errors import UsageError
+
+gpd = cli("generate_pseudo_depth")
 
 # A hub repository as torch.hub.load(..., source='local') reads it. The model ignores the
 # image and outputs a disparity ramp, 1 at the left column to 2 at the right, [B,H,W]; it
@@ -101,30 +105,30 @@ def exit_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 def test_to_depth_inverts_disparity_with_a_relative_floor() -> None:
     disp = np.array([[1.0, 2.0], [4.0, 0.0]])
     # floor 0.01 · 4 = 0.04: the zero disparity becomes the farthest depth, 1/0.04 = 25
-    np.testing.assert_allclose(gpd.to_depth(disp, "disparity", 0.01), [[1.0, 0.5], [0.25, 25.0]])
+    np.testing.assert_allclose(to_depth(disp, "disparity", 0.01), [[1.0, 0.5], [0.25, 25.0]])
     # non-finite outputs are invalid (0); negative disparities are floored, not invalid
-    out = gpd.to_depth(np.array([np.nan, -3.0, 2.0]), "disparity", 0.1)
+    out = to_depth(np.array([np.nan, -3.0, 2.0]), "disparity", 0.1)
     np.testing.assert_allclose(out, [0.0, 5.0, 0.5])
-    assert not gpd.to_depth(np.array([-1.0, 0.0]), "disparity", 0.01).any()
-    np.testing.assert_allclose(gpd.to_depth(np.array([2.0, -1.0, np.inf]), "depth", 0.01),
+    assert not to_depth(np.array([-1.0, 0.0]), "disparity", 0.01).any()
+    np.testing.assert_allclose(to_depth(np.array([2.0, -1.0, np.inf]), "depth", 0.01),
                                [2.0, 0.0, 0.0])
 
 
 def test_encode_prior_max_60000_and_keeps_valid_pixels_valid() -> None:
     depth = np.array([[1.0, 0.5], [0.25, 25.0]])
-    np.testing.assert_array_equal(gpd.encode_prior(depth), [[2400, 1200], [600, 60000]])
-    tiny = gpd.encode_prior(np.array([1e-9, 0.0, 1.0]))
+    np.testing.assert_array_equal(encode_prior(depth), [[2400, 1200], [600, 60000]])
+    tiny = encode_prior(np.array([1e-9, 0.0, 1.0]))
     np.testing.assert_array_equal(tiny, [1, 0, 60000])  # 0 stays "invalid", tiny stays valid
-    assert gpd.encode_prior(np.zeros((2, 3))).dtype == np.uint16
-    assert not gpd.encode_prior(np.zeros((2, 3))).any()
+    assert encode_prior(np.zeros((2, 3))).dtype == np.uint16
+    assert not encode_prior(np.zeros((2, 3))).any()
 
 
 def test_hub_input_size_keeps_aspect_and_multiple() -> None:
-    assert gpd.hub_input_size(64, 80, 32, 8) == (32, 40)
-    assert gpd.hub_input_size(64, 80, 32, 16) == (32, 48)  # 2.5 multiples round up
-    assert gpd.hub_input_size(480, 640, 384, 32) == (384, 512)
-    assert gpd.hub_input_size(256, 832, 518, 14) == (518, 1680)
-    assert gpd.hub_input_size(10, 10, 4, 32) == (32, 32)
+    assert hub_input_size(64, 80, 32, 8) == (32, 40)
+    assert hub_input_size(64, 80, 32, 16) == (32, 48)  # 2.5 multiples round up
+    assert hub_input_size(480, 640, 384, 32) == (384, 512)
+    assert hub_input_size(256, 832, 518, 14) == (518, 1680)
+    assert hub_input_size(10, 10, 4, 32) == (32, 32)
 
 
 # ------------------------------------------------------------------------------ hub backend
@@ -149,7 +153,7 @@ def test_hub_backend_through_torch_hub_local(dataset: Path, hub_dir: Path, tmp_p
     # the network saw the --hub_input_size shape, normalised with ImageNet's mean/std
     record = json.loads((tmp_path / "hub_input.json").read_text())
     assert record["shape"][1:] == [3, 32, 40]
-    mean, std = np.array(gpd.IMAGENET_MEAN), np.array(gpd.IMAGENET_STD)
+    mean, std = np.array(gpd.IMAGENET_CHANNEL_MEAN), np.array(gpd.IMAGENET_CHANNEL_STD)
     assert (np.array(record["min"]) * std + mean >= -1e-5).all()
     assert (np.array(record["max"]) * std + mean <= 1 + 1e-5).all()
     assert min(record["min"]) < 0  # normalised, not raw [0, 1]
@@ -159,7 +163,7 @@ def test_hub_depth_output_kind_and_input_size(dataset: Path, hub_dir: Path,
                                               tmp_path: Path) -> None:
     assert gpd.main(hub_args(dataset, hub_dir, "--output_kind", "depth", "--img_height", "48",
                              "--img_width", "64", "--hub_mean", "0.5", "--hub_std", "0.5",
-                             "--output_subdir", "dpt", "--batch_size", "2")) == 0
+                             "--output_subdir", "dpt", "--infer_batch_size", "2")) == 0
     record = json.loads((tmp_path / "hub_input.json").read_text())
     assert record["shape"][1:] == [3, 48, 64]
     assert min(record["min"]) >= -1 - 1e-5 and max(record["max"]) <= 1 + 1e-5
@@ -203,10 +207,9 @@ def test_checkpoint_backend_matches_the_network(dataset: Path, tmp_path: Path) -
         assert sorted(p.name for p in (scene / "leres_depth").iterdir()) == \
             [f"{f.stem}.png" for f in images]
     scene, images = next(iter(frames.items()))
-    img = torch.from_numpy(read_image(images[0])).permute(2, 0, 1)[None]
-    with torch.no_grad():
-        depth = model((img / 255.0 - 0.45) / 0.225)  # the frames are 64×80 already
-    expected = gpd.encode_prior(depth[0, 0].double().numpy())
+    # the frames are 64×80 already: the checkpoint's depth as the Predictor gives it
+    (depth,) = Predictor.from_checkpoint(ckpt, "cpu").predict([read_image(images[0])])
+    expected = encode_prior(depth.astype(np.float64))
     got = read_png16(scene / "leres_depth" / f"{images[0].stem}.png")
     assert got.max() == 60000
     assert np.abs(got.astype(np.int64) - expected).max() <= 1  # float rounding only
@@ -221,15 +224,12 @@ def test_checkpoint_backend_resizes_to_its_training_size(dataset: Path, tmp_path
     assert gpd.main(["--dataset_dir", str(dataset), "--backend", "checkpoint",
                      "--ckpt_path", str(ckpt), "--device", "cpu"]) == 0
     scene, images = next(iter(scene_frames(dataset).items()))
-    img = torch.from_numpy(read_image(images[0])).permute(2, 0, 1)[None] / 255.0
-    x = F.interpolate(img, size=(48, 64), mode="bilinear", align_corners=False, antialias=True)
-    with torch.no_grad():
-        depth = F.interpolate(model((x - 0.45) / 0.225), size=(64, 80), mode="bilinear",
-                              align_corners=False)
+    predictor = Predictor.from_checkpoint(ckpt, "cpu")
+    assert (predictor.height, predictor.width) == (48, 64)
+    (depth,) = predictor.predict([read_image(images[0])])  # back at the frame's 64×80
     got = read_png16(scene / "leres_depth" / f"{images[0].stem}.png")
     assert got.shape == (64, 80)
-    expected = gpd.encode_prior(depth[0, 0].double().numpy())
-    assert np.abs(got.astype(np.int64) - expected).max() <= 1
+    assert np.abs(got.astype(np.int64) - encode_prior(depth.astype(np.float64))).max() <= 1
 
 
 # ------------------------------------------------------------------------------ user errors
@@ -244,7 +244,7 @@ def test_user_errors_are_one_line(dataset: Path, hub_dir: Path, tmp_path: Path,
         ["--dataset_dir", str(dataset), "--backend", "checkpoint"], capsys)
     assert "--backend" in exit_line(["--dataset_dir", str(dataset)], capsys)
     if not torch.cuda.is_available():
-        assert "no CUDA device" in exit_line(hub_args(dataset, hub_dir, "--device", "cuda"),
+        assert "no CUDA GPU" in exit_line(hub_args(dataset, hub_dir, "--device", "cuda"),
                                              capsys)
     assert "one value or three" in exit_line(
         hub_args(dataset, hub_dir, "--hub_mean", "0.5", "0.5"), capsys)

@@ -7,8 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import cli
 
-import generate_valid_frame_index as gvfi
+gvfi = cli("generate_valid_frame_index")
+
 
 H, W = 8, 10
 

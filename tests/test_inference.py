@@ -8,12 +8,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import cli
 
-import inference
+from datasets.formats import DatasetError, encode_depth_png16
 from geometry import scale_intrinsics
-from models.sc_depth import load_from_checkpoint
-from utils.cli import UsageError, run_main
+from systems import load_from_checkpoint
+from utils.cli import run_main
+from utils.errors import UsageError
 from utils.pointcloud import depth_to_points, read_ply, write_ply
+
+inference = cli("inference")
 
 NET = ["--img_height", "48", "--img_width", "64", "--device", "cpu"]
 K_IN = np.array([[60.0, 0.0, 45.0], [0.0, 55.0, 35.0], [0.0, 0.0, 1.0]], dtype=np.float32)
@@ -66,7 +70,7 @@ def test_folder_all_outputs_at_network_resolution(ckpt, images, tmp_path, capsys
     assert np.all(depth > 0.09) and np.all(depth < 101)
     # The same network on the same preprocessed input gives the same depth.
     model = load_from_checkpoint(str(ckpt))
-    from datasets.depth_io import read_image
+    from datasets.formats import read_image
     from datasets.transforms import Resize, ToTensor
     imgs, _, _ = Resize(48, 64)([read_image(images / "a_colour.jpg")], np.eye(3), [])
     x = ToTensor()(imgs, np.eye(3), [])[0][0][None]
@@ -147,8 +151,8 @@ def test_video_outputs(ckpt, tmp_path, capsys):
                 "--infer_batch_size", "2"]) == 0
     assert "processed 5, skipped 0" in capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([f"frame_{i:06d}.npy" for i in range(5)]
-                           + [f"frame_{i:06d}.ply" for i in (0, 2, 4)] + ["clip_depth.mp4"])
+    assert names == sorted([f"clip_{i:06d}.npy" for i in range(5)]
+                           + [f"clip_{i:06d}.ply" for i in (0, 2, 4)] + ["clip_depth.mp4"])
     cap = cv2.VideoCapture(str(out / "clip_depth.mp4"))
     frames = []
     while True:
@@ -162,9 +166,9 @@ def test_video_outputs(ckpt, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     ([], "nothing to write"),
     (["--save-depth", "--input_video", "x.mp4"], "give one input"),
-    (["--save-ply"], "--save-ply needs the intrinsics"),
+    (["--save-ply"], "--save_ply needs the intrinsics"),
     (["--save-ply", "--fx", "50"], "must be given together"),
-    (["--save-video"], "--save-video needs --input_video"),
+    (["--save-video"], "--save_video needs --input_video"),
     (["--save-depth", "--infer_batch_size", "0"], "at least 1"),
     (["--save-depth", "--device", "cpu", "--infer_precision", "16-mixed"],
      "16-mixed needs a CUDA device"),
@@ -186,7 +190,7 @@ def test_user_errors_are_one_line_exit_2(ckpt, images, tmp_path, capsys):
         assert err.startswith("inference.py: error: ") and "\n" not in err
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"not a video")
-    with pytest.raises(UsageError, match="cannot open"):
+    with pytest.raises(DatasetError, match="cannot open"):
         run(["--input_video", str(garbage), "--output_dir", str(tmp_path / "o"),
              "--ckpt_path", str(ckpt), "--save-depth"])
 
@@ -201,10 +205,11 @@ def test_nothing_processed_returns_1(ckpt, tmp_path, capsys):
 
 
 # -------------------------------------------------------------------------- writers
-def test_depth_to_png16_hand_computed():
+def test_depth_png16_hand_computed():
+    """--save_png16 writes round(1000 · depth_scale · depth)."""
     depth = np.array([[0.0012, 1.2344, 70.0]])
-    np.testing.assert_array_equal(inference.depth_to_png16(depth), [[1, 1234, 65535]])
-    np.testing.assert_array_equal(inference.depth_to_png16(depth, 2.0), [[2, 2469, 65535]])
+    np.testing.assert_array_equal(encode_depth_png16(depth, 1000.0), [[1, 1234, 65535]])
+    np.testing.assert_array_equal(encode_depth_png16(depth, 2000.0), [[2, 2469, 65535]])
 
 
 def test_depth_to_points_hand_computed():

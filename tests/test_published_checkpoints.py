@@ -16,16 +16,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from helpers import ROOT, cli
 
-import eval_pose
-import inference
-import test as test_cli
 from models.depth_net import DepthNet
 from models.pose_net import PoseNet
-from models.sc_depth import load_from_checkpoint
+from systems import load_from_checkpoint
 from utils.checkpoint import CheckpointError
 from utils.cli import run_main
+
+eval_pose = cli("eval_pose")
+inference = cli("inference")
+test_cli = cli("test")
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "state_dict_keys.txt"
 SIZE = ["--img_height", "48", "--img_width", "64", "--device", "cpu"]
@@ -146,13 +147,13 @@ def test_v1_resnet50_published_layout_loads(tmp_path):
 
 
 def test_v2_published_layout_loads(tmp_path):
-    pytest.importorskip("models.sc_depth_v2")
     path = write_published(tmp_path / "nyu_scv2.ckpt", "v2", 18)
     model = load_from_checkpoint(str(path))
     assert set(model.state_dict()) == set(fixture_shapes(18))
     assert type(model).__name__ == "SCDepthV2"
 
 
+@pytest.mark.slow  # three tools end to end
 def test_published_checkpoint_works_in_every_tool(published_v1, dataset, tmp_path, capsys):
     assert test_cli.main(["--dataset_dir", str(dataset), "--dataset_name", "synthetic",
                           "--ckpt_path", str(published_v1), "--num_workers", "0", *SIZE]) == 0

@@ -6,6 +6,7 @@ The train.py runs use the tiny generated dataset (2 scenes x 6 frames, 64x80) on
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -19,14 +20,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, tiny_train_args
+from helpers import ROOT, cli, tiny_train_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import train
 from losses.photometric import PhotoGeometryLoss
-from models.sc_depth import NonFiniteLossError, build_model
-from utils.checkpoint import load_checkpoint
+from systems import NonFiniteLossError, build_model
+from utils.checkpoint import AtomicCheckpointIO, load_checkpoint
 from utils.cli import run_main
+
+train = cli("train")
 
 STEPS = 3  # optimizer steps an epoch
 EPOCHS = 2
@@ -88,6 +90,7 @@ def _seconds_per_step(progress: str, bar: str) -> float:
     return value if unit == "s/it" else 1.0 / max(value, 1e-3)
 
 
+@pytest.mark.slow  # training runs, kill -9
 def test_kill_9_mid_epoch_then_resume_joins_the_uninterrupted_run(
         uninterrupted: Path, tiny_dataset: Path, tmp_path: Path) -> None:
     args = run_args(tiny_dataset, tmp_path, "killed")
@@ -148,9 +151,10 @@ def test_kill_9_mid_epoch_then_resume_joins_the_uninterrupted_run(
 
 
 # ------------------------------------------------------------------ atomic checkpoints
+@pytest.mark.slow  # training runs, kill -9
 def test_failing_save_leaves_the_previous_checkpoint_intact(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    io = train.atomic_checkpoint_io()
+    io = AtomicCheckpointIO()
     path = tmp_path / "last.ckpt"
     io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
     before = path.read_bytes()
@@ -176,6 +180,7 @@ def test_failing_save_leaves_the_previous_checkpoint_intact(
 
 
 # ------------------------------------------------------------------------ NaN / Inf loss
+@pytest.mark.slow  # training runs, kill -9
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
         uninterrupted: Path, tiny_dataset: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,9 +192,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 
     original = PhotoGeometryLoss.forward
 
-    def poisoned(self: PhotoGeometryLoss, *args: object, **kwargs: object) -> tuple:
-        photo, geometry, info = original(self, *args, **kwargs)
-        return photo * math.nan, geometry, info
+    def poisoned(self: PhotoGeometryLoss, *args: object, **kwargs: object) -> object:
+        out = original(self, *args, **kwargs)
+        return dataclasses.replace(out, photo_loss=out.photo_loss * math.nan)
 
     monkeypatch.setattr(PhotoGeometryLoss, "forward", poisoned)
     argv = run_args(tiny_dataset, tmp_path, "nan", "--num_epochs", str(EPOCHS + 1), "--resume")
@@ -208,6 +213,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 
 
 # --------------------------------------------------------------------------- --seed
+@pytest.mark.slow  # training runs, kill -9
 def test_seed_repeats_the_loss_curve(uninterrupted: Path, tiny_dataset: Path,
                                      tmp_path: Path) -> None:
     assert train.main(run_args(tiny_dataset, tmp_path, "again", "--num_epochs", "1")) == 0
@@ -272,7 +278,7 @@ def test_loss_terms_finite_on_edge_batches(kind: str, v1_model: torch.nn.Module,
         assert torch.isfinite(value), (kind, name, value)
     if kind in ("all_masked", "out_of_view"):
         # the case is really reached: no pixel is left for the photometric loss
-        assert context["info"]["valid_fraction"].item() == 0.0
+        assert context.logs["valid_fraction"].item() == 0.0
     model.total_loss(terms).backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads, "no gradient reached the networks"

@@ -3,7 +3,7 @@
 By default glibc serves every allocation above 128 KiB-32 MiB with a fresh ``mmap`` and gives
 it back to the OS on ``free``. A training step allocates and frees the same large activations
 and gradients (tens of MB each) every step, so each of them is page-faulted and zeroed by the
-kernel again and again: ~15 % of an fp32 CPU step at 256×320 (``scripts/benchmark.py``).
+kernel again and again, a measurable share of a CPU step (docs/performance.md).
 :func:`keep_freed_memory` makes glibc take large blocks from the heap and keep what is freed
 there, so the next step reuses the same pages (what jemalloc/tcmalloc, which Intel's PyTorch
 CPU guide recommends, do too). The price is a resident peak that does not shrink back between

@@ -1,23 +1,28 @@
-"""Loading checkpoints safely: ours and the ones published for the public SC-Depth code.
+"""Checkpoint files: loading them safely (ours and the ones published for the public
+SC-Depth code) and writing them so that they are complete or absent.
 
-Checkpoints are untrusted input (SPEC §6): they are read with `weights_only=True`, and the
-only class the unpickler may build is `argparse.Namespace`, which the published files use
-for their `hyper_parameters`. Anything else is refused with a message, never unpickled.
+Checkpoints are untrusted input: they are read with `weights_only=True`, and the only class
+the unpickler may build is `argparse.Namespace`, which the published files use for their
+`hyper_parameters`. Anything else is refused with a message, never unpickled.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from utils.errors import UserError
 
 SAFE_GLOBALS = [argparse.Namespace]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing, unreadable or not one of ours / the published ones."""
 
 
@@ -71,3 +76,30 @@ def infer_resnet_layers(ckpt: dict) -> int:
     if weight is None:
         return int(checkpoint_hparams(ckpt).get("resnet_layers", 18))
     return 50 if weight.shape[1] == 2048 else 18
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, with files that are complete or absent.
+
+    Lightning's own writer commits through a temporary file in the system temp folder; when
+    that is another file system (a tmpfs /tmp), the final move is a copy that a `kill -9` can
+    cut short, leaving a truncated last.ckpt. This one writes `.<name>.tmp` next to the
+    target, fsyncs it and renames it over the target (`os.replace`, atomic within a file
+    system): a crash or a failing save leaves the previous file as it was.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path: str | Path,
+                        storage_options: object | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("storage_options is not supported")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            with tmp.open("wb") as fh:
+                torch.save(checkpoint, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import configargparse
 
+from utils.errors import UsageError, UserError
 
-class UsageError(ValueError):
-    """An option or option combination that cannot work."""
+__all__ = ["OneLineConfigParser", "OneLineParser", "UsageError", "report_user_errors",
+           "run_main"]
 
 
 class _OneLineErrors:
@@ -29,20 +30,11 @@ class OneLineConfigParser(_OneLineErrors, configargparse.ArgumentParser):
     """The same for tools that also read `--config` files."""
 
 
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "the user gave us something wrong" (bad file, bad option)."""
-    from datasets.depth_io import DatasetError
-    from models.resnet_encoder import PretrainedWeightsError
-    from utils.checkpoint import CheckpointError
-
-    return (DatasetError, CheckpointError, PretrainedWeightsError, UsageError)
-
-
 def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
     """Call `run`; a user error is printed as `prog: error: ...` and gives exit status 2."""
     try:
         return run() or 0
-    except user_error_types() as err:
+    except UserError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
 
@@ -55,15 +47,3 @@ def run_main(main: Callable[[], int | None], prog: str) -> NoReturn:
         print(f"{prog}: interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)
-
-
-def check_precision(precision: str, device: Any) -> None:
-    """``--infer_precision`` against the device, by the one rule of
-    ``models.sc_depth.precision_dtype`` (fp16 only on CUDA); a mismatch is a UsageError
-    (one line)."""
-    from models.sc_depth import precision_dtype
-
-    try:
-        precision_dtype(precision, device)
-    except ValueError as err:
-        raise UsageError(f"--infer_precision {err}") from None

@@ -7,8 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
     """Write `data` under a temporary name in the same folder, then rename it over `path`.
@@ -28,15 +26,3 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
             os.unlink(tmp)
         raise
     return path
-
-
-def encode_image(img: np.ndarray, suffix: str) -> bytes:
-    """img: ``[H,W,3]`` uint8 RGB or ``[H,W]`` uint8/uint16 -> encoded .jpg/.png bytes."""
-    import cv2
-
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(suffix, img)
-    if not ok:
-        raise OSError(f"could not encode a {suffix} image")
-    return buf.tobytes()

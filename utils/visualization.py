@@ -1,4 +1,4 @@
-"""Turning tensors into pictures: one colour map for validation logs, inference and the demo."""
+"""Turning depth into pictures: one colour map for validation logs, inference and the demo."""
 
 from __future__ import annotations
 
@@ -6,21 +6,11 @@ import cv2
 import numpy as np
 import torch
 
-# Images reach the networks normalised like this (SPEC notation); undone for display.
-IMAGE_MEAN = 0.45
-IMAGE_STD = 0.225
-
 
 def to_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().float().cpu().numpy()
     return np.asarray(x)
-
-
-def denormalize_image(img: torch.Tensor | np.ndarray) -> np.ndarray:
-    """img: [3,H,W] normalised -> uint8 [H,W,3] RGB."""
-    arr = to_numpy(img).transpose(1, 2, 0) * IMAGE_STD + IMAGE_MEAN
-    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def colorize_depth(depth: torch.Tensor | np.ndarray, colormap: int = cv2.COLORMAP_MAGMA,

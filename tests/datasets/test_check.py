@@ -1,12 +1,11 @@
 """The start-up dataset check: one case per user mistake, each through `train.py`/`test.py`.
 
 Every case asserts the exit status and that the one-line message names the culprit (file or
-scene). The dataset is a hand-made SPEC §4 layout of tiny 16×20 images.
+scene). The dataset is a hand-made layout of tiny 16×20 images.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -15,14 +14,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT, cli
 
-import test as test_script
-import train
-from datasets.check import DatasetSummary, check_dataset, check_image_file, samples_in
-from datasets.depth_io import DatasetError
+from config import parse_options
+from datasets.check import DatasetSummary, check_dataset, samples_in
+from datasets.formats import DatasetError, check_image_file
 from datasets.video_folder import TrainFolder
 from utils.cli import run_main
+
+test_script = cli("test")
+train = cli("train")
 
 H, W = 16, 20
 CAM = "10 0 10\n0 10 8\n0 0 1\n"
@@ -103,9 +104,9 @@ def test_check_only_prints_counts(data: Path, capsys: pytest.CaptureFixture[str]
                          [(3, 1, 6), (5, 1, 2), (3, 2, 2)])
 def test_sample_count_matches_the_dataset(data: Path, sequence_length: int, skip_frames: int,
                                           expected: int) -> None:
-    opts = argparse.Namespace(dataset_dir=str(data), dataset_name="synthetic",
-                              sequence_length=sequence_length, skip_frames=skip_frames,
-                              model_version="v3", val_mode="depth")
+    opts = parse_options(["--dataset_dir", str(data), "--dataset_name", "synthetic",
+                          "--sequence_length", str(sequence_length), "--skip_frames",
+                          str(skip_frames), "--model_version", "v3"])
     summary = check_dataset(opts, "train")
     assert summary.train_samples == expected == 2 * samples_in(5, opts)
     folder = TrainFolder(data / "training", sequence_length=sequence_length,
@@ -114,8 +115,8 @@ def test_sample_count_matches_the_dataset(data: Path, sequence_length: int, skip
 
 
 def test_test_stage_counts_images(data: Path) -> None:
-    summary = check_dataset(argparse.Namespace(dataset_dir=str(data), dataset_name="synthetic"),
-                            "test")
+    opts = parse_options(["--dataset_dir", str(data), "--dataset_name", "synthetic"])
+    summary = check_dataset(opts, "test")
     assert summary.test_items == 2
     assert "testing: 2 images" in summary.describe()
 
@@ -258,6 +259,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
                           env=env, timeout=300)
 
 
+@pytest.mark.slow  # a subprocess
 def test_unknown_dataset_name_subprocess(data: Path) -> None:
     proc = _run(["train.py", "--dataset_dir", str(data), "--dataset_name", "kitty"])
     assert proc.returncode == 2
@@ -265,6 +267,7 @@ def test_unknown_dataset_name_subprocess(data: Path) -> None:
     assert "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_dataset_error_subprocess_prints_one_line(data: Path) -> None:
     img = data / "training" / "s0" / "000004.jpg"
     img.write_bytes(img.read_bytes()[:100])
@@ -272,4 +275,4 @@ def test_dataset_error_subprocess_prints_one_line(data: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f"train.py: error: truncated JPEG {img} (no end-of-image marker)"]
+        f"train.py: error: truncated JPEG (no end-of-image marker): {img}"]

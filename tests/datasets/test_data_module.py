@@ -8,20 +8,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_video_folder import CAM, H, W, write_dataset, write_test_split
+from helpers import CAM, FRAME_H, FRAME_W, write_dataset
 from torch.utils.data import RandomSampler
 
+from config import parse_options
 from datasets.data_module import VideoDataModule
-from datasets.depth_io import DatasetError
+from datasets.formats import DatasetError
 from datasets.video_folder import TrainFolder, ValidationDepthSet
 
+H, W = FRAME_H, FRAME_W
 
-def make_opts(dataset_dir: Path, **overrides: object) -> argparse.Namespace:
-    opts = dict(dataset_dir=str(dataset_dir), dataset_name="nyu", model_version="v1",
-                sequence_length=3, skip_frames=1, use_frame_index=False, img_height=16,
-                img_width=20, batch_size=2, epoch_size=3, num_workers=0, val_mode="depth")
-    opts.update(overrides)
-    return argparse.Namespace(**opts)
+
+def make_opts(dataset_dir: Path, *flags: str) -> argparse.Namespace:
+    """train.py's options for the hand-made nyu dataset at 16x20, batch 2, 3 batches."""
+    return parse_options(["--dataset_dir", str(dataset_dir), "--dataset_name", "nyu",
+                          "--img_height", "16", "--img_width", "20", "--batch_size", "2",
+                          "--epoch_size", "3", "--num_workers", "0", *flags])
 
 
 def test_train_loader_shapes_and_epoch_size(tmp_path: Path) -> None:
@@ -47,7 +49,7 @@ def test_train_loader_shapes_and_epoch_size(tmp_path: Path) -> None:
 
 def test_v3_loads_priors(tmp_path: Path) -> None:
     write_dataset(tmp_path)
-    dm = VideoDataModule(make_opts(tmp_path, model_version="v3", val_mode="photo"))
+    dm = VideoDataModule(make_opts(tmp_path, "--model_version", "v3", "--val_mode", "photo"))
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["tgt_prior"].shape == (2, 1, 16, 20)
@@ -70,7 +72,7 @@ def test_val_loader_depth_mode(tmp_path: Path) -> None:
 
 def test_val_loader_photo_mode(tmp_path: Path) -> None:
     write_dataset(tmp_path)
-    dm = VideoDataModule(make_opts(tmp_path, val_mode="photo"))
+    dm = VideoDataModule(make_opts(tmp_path, "--val_mode", "photo"))
     dm.setup("fit")
     assert isinstance(dm.val_set, TrainFolder)
     batches = list(dm.val_dataloader())
@@ -81,19 +83,6 @@ def test_val_loader_photo_mode(tmp_path: Path) -> None:
                                torch.from_numpy(CAM) * torch.tensor([[0.5], [0.5], [1.0]]))
 
 
-def test_test_loader(tmp_path: Path) -> None:
-    write_test_split(tmp_path)
-    dm = VideoDataModule(make_opts(tmp_path, dataset_name="kitti"))
-    batches = list(dm.test_dataloader())
-    assert len(batches) == 2
-    assert batches[0]["tgt"].shape == (1, 3, 16, 20)
-    assert batches[0]["gt_depth"].shape == (1, 20, 30)
-    assert batches[0]["dynamic"].shape == (1, 20, 30) and batches[0]["name"] == ["a"]
-
-
-def test_default_image_size_and_missing_dir(tmp_path: Path) -> None:
-    write_dataset(tmp_path)
-    dm = VideoDataModule(make_opts(tmp_path, img_height=None, img_width=None))
-    assert (dm.height, dm.width) == (256, 320)  # nyu's training size (SPEC §4)
+def test_missing_dataset_is_named(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=re.escape("train.txt")):
         VideoDataModule(make_opts(tmp_path / "missing")).setup("fit")

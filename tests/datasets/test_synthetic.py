@@ -9,11 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import run_tool
 from scipy.stats import spearmanr
 
-import generate_synthetic_dataset as cli
 from datasets import synthetic
 from datasets.synthetic import build_scene, generate_dataset, load_scene, render_frame
+from datasets.synthetic import writer as synthetic_writer
 
 H, W, FRAMES = 64, 80, 8
 
@@ -225,7 +226,7 @@ def test_masks_are_exactly_the_moving_objects(data: Path) -> None:
         dynamic = (seg[:, :, None, :] == colours[None, None]).all(-1).any(-1)
         gt = _png16(data / "testing" / "depth" / f"{stem}.png")
         full, static = render_frame(scene, t), render_frame(scene, t, dynamic=False)
-        np.testing.assert_array_equal(np.round(full.depth * 1000).astype(np.uint16), gt)
+        np.testing.assert_array_equal(np.rint(full.depth.astype(np.float64) * 1000), gt)
         np.testing.assert_array_equal(dynamic, full.depth != static.depth)
         seen += dynamic.sum()
     assert seen > 0
@@ -266,28 +267,29 @@ def test_cli_refuses_non_empty_and_overwrites(tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli"
     args = ["--output_dir", str(out), "--scenes", "1", "--frames", "3", "--val_scenes", "0",
             "--test_scenes", "1", "--height", "16", "--width", "24", "--seed", "3"]
-    assert cli.main(args) == 0
+    assert run_tool("generate_synthetic_dataset", args) == 0
     assert len(list((out / "training" / "train_000_driving").glob("*.jpg"))) == 3
     assert len(list((out / "testing" / "color").glob("*.jpg"))) == 3
     stamp = (out / "summary.json").read_bytes()
     capsys.readouterr()
-    assert cli.main(args) == 2
+    assert run_tool("generate_synthetic_dataset", args) == 2
     err = capsys.readouterr().err.strip()
     assert "not empty" in err and "\n" not in err
     assert (out / "summary.json").read_bytes() == stamp
-    assert cli.main([*args, "--overwrite", "--motion", "handheld"]) == 0
+    assert run_tool("generate_synthetic_dataset", [*args, "--overwrite", "--motion",
+                                                   "handheld"]) == 0
     assert (out / "training" / "train_000_handheld").is_dir()
     assert not (out / "training" / "train_000_driving").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli"]  # no temp folders left
-    with pytest.raises(SystemExit):
-        cli.main([*args, "--motion", "flying"])
+    assert run_tool("generate_synthetic_dataset", [*args, "--motion", "flying"]) == 2
+    assert "invalid choice: 'flying'" in capsys.readouterr().err
 
 
 def test_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(task):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synthetic, "_render_task", boom)
+    monkeypatch.setattr(synthetic_writer, "_render_task", boom)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(tmp_path / "x", scenes=1, frames=2, val_scenes=0, test_scenes=0,
                          height=16, width=16, progress=False, workers=1)

@@ -9,51 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import scipy.sparse
 import torch
+from helpers import CAM, FRAME_H, FRAME_W, frame_code, write_dataset, write_test_split
 
-from datasets.depth_io import DatasetError
+from datasets.formats import DatasetError
 from datasets.transforms import Compose, RandomHorizontalFlip, Resize, ToTensor
 from datasets.video_folder import TestDepthSet, TrainFolder, ValidationDepthSet
 
-H, W = 32, 40
-CAM = np.array([[30.0, 0.0, 20.0], [0.0, 30.0, 16.0], [0.0, 0.0, 1.0]], np.float32)
-
-
-def frame_code(scene: int, frame: int) -> int:
-    """The grey level that identifies a frame (its image is that level plus a little noise)."""
-    return 10 + 20 * frame + 120 * scene
-
-
-def write_dataset(root: Path, frames: Sequence[int] = (6, 6), gt_size: tuple[int, int] = (H, W),
-                  frame_index: Sequence[int] | None = None) -> Path:
-    """DATASET/training with one scene per entry of ``frames``; train.txt lists them all,
-    val.txt the last one, which has nyu depth/*.png. Every frame has a leres_depth prior
-    whose brightest column is the frame number. Returns DATASET/training."""
-    rng = np.random.default_rng(0)
-    train = root / "training"
-    names = [f"scene_{s}" for s in range(len(frames))]
-    for s, (name, n) in enumerate(zip(names, frames)):
-        scene = train / name
-        (scene / "leres_depth").mkdir(parents=True)
-        np.savetxt(scene / "cam.txt", CAM)
-        if frame_index is not None:
-            (scene / "frame_index.txt").write_text("".join(f"{i}\n" for i in frame_index))
-        if s == len(frames) - 1:
-            (scene / "depth").mkdir()
-        for i in range(n):
-            noise = rng.integers(-3, 4, (H, W, 3))
-            img = (frame_code(s, i) + noise).astype(np.uint8)
-            cv2.imwrite(str(scene / f"{i:06d}.jpg"), img)
-            prior = np.full((H, W), 30000, np.uint16)
-            prior[:, i] = 60000
-            cv2.imwrite(str(scene / "leres_depth" / f"{i:06d}.png"), prior)
-            if s == len(frames) - 1:
-                gt = np.full(gt_size, 5000 * (i + 1), np.uint16)  # nyu: (i+1) metres
-                cv2.imwrite(str(scene / "depth" / f"{i:06d}.png"), gt)
-    (train / "train.txt").write_text("\n".join(names) + "\n")
-    (train / "val.txt").write_text(names[-1] + "\n")
-    return train
+H, W = FRAME_H, FRAME_W
 
 
 def decode_code(img: torch.Tensor) -> int:
@@ -206,7 +169,7 @@ def test_validation_depth_set(tmp_path: Path) -> None:
     assert sample["tgt"].shape == (3, 8, 10)
     assert sample["gt_depth"].shape == (16, 24) and sample["gt_depth"].dtype == torch.float32
     torch.testing.assert_close(sample["gt_depth"], torch.full((16, 24), 3.0))
-    with pytest.raises(DatasetError, match="'mars'"):
+    with pytest.raises(ValueError, match="'mars'"):  # a UsageError from the registry
         ValidationDepthSet(root, "mars", ToTensor())
 
 
@@ -219,34 +182,6 @@ def test_validation_missing_gt_is_named(tmp_path: Path) -> None:
 
 
 # ---- TestDepthSet -------------------------------------------------------------------------
-RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
-
-
-def write_test_split(root: Path, with_masks: bool = True) -> Path:
-    test = root / "testing"
-    for sub in ("color", "depth", "seg_mask"):
-        (test / sub).mkdir(parents=True)
-    for k, name in enumerate(["a", "b"]):
-        cv2.imwrite(str(test / "color" / f"{name}.png"), np.full((H, W, 3), 100, np.uint8))
-        gt = np.zeros((20, 30), np.float32)  # GT at its own resolution
-        gt[5:, :] = 10.0 + k
-        if k == 0:
-            np.save(test / "depth" / f"{name}.npy", gt)
-        else:  # kitti test GT may also be an .npz
-            scipy.sparse.save_npz(test / "depth" / f"{name}.npz", scipy.sparse.csr_matrix(gt))
-        if with_masks:
-            rgb = np.zeros((20, 30, 3), np.uint8)
-            rgb[:4, :] = RED
-            rgb[4:8, :] = GREEN
-            rgb[8:10, :3] = BLUE
-            cv2.imwrite(str(test / "seg_mask" / f"{name}.png"), rgb[..., ::-1])  # to BGR
-    if with_masks:
-        (test / "seg_mask" / "dynamic_colors.txt").write_text("255 0 0\n0 0 255\n")
-    else:
-        (test / "seg_mask").rmdir()
-    return test
-
-
 def test_test_depth_set_with_seg_masks(tmp_path: Path) -> None:
     ds = TestDepthSet(write_test_split(tmp_path), "kitti",
                       Compose([Resize(16, 20), ToTensor()]))

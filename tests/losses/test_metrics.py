@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from datasets.registry import dataset_spec
 from losses.metrics import (
-    EVAL_RANGE,
     METRIC_NAMES,
     DepthEvaluator,
     eval_mask,
@@ -24,7 +24,7 @@ def _gt(B: int = 1, H: int = 6, W: int = 8, seed: int = 0) -> torch.Tensor:
 
 
 def _evaluate(pred, gt, dynamic=None, dataset="bonn") -> dict:
-    ev = DepthEvaluator(dataset)
+    ev = DepthEvaluator(dataset_spec(dataset))
     ev.update(pred, gt, dynamic)
     return ev.compute()
 
@@ -100,7 +100,7 @@ def test_masked_median_matches_numpy_convention():
 
 def test_kitti_garg_crop():
     H, W = 40, 100
-    mask = eval_mask(torch.full((H, W), 5.0), "kitti")
+    mask = eval_mask(torch.full((H, W), 5.0), dataset_spec("kitti"))
     rows = mask.any(dim=1).nonzero().flatten()
     cols = mask.any(dim=0).nonzero().flatten()
     # int(0.40810811*40)=16, int(0.99189189*40)=39, int(0.03594771*100)=3, int(0.96405229*100)=96
@@ -110,11 +110,12 @@ def test_kitti_garg_crop():
 
 
 def test_nyu_eigen_crop_and_scaled_crop():
-    mask = eval_mask(torch.full((480, 640), 5.0), "nyu")
+    mask = eval_mask(torch.full((480, 640), 5.0), dataset_spec("nyu"))
     expected = torch.zeros(480, 640, dtype=torch.bool)
     expected[45:471, 41:601] = True
     assert torch.equal(mask, expected)
-    half = eval_mask(torch.full((240, 320), 5.0), "nyu")  # half resolution: crop halves
+    # half resolution: the crop halves
+    half = eval_mask(torch.full((240, 320), 5.0), dataset_spec("nyu"))
     expected = torch.zeros(240, 320, dtype=torch.bool)
     expected[22:235, 20:300] = True
     assert torch.equal(half, expected)
@@ -122,21 +123,20 @@ def test_nyu_eigen_crop_and_scaled_crop():
 
 @pytest.mark.parametrize("name", ["ddad", "bonn", "tum", "synthetic"])
 def test_no_crop_and_strict_range(name):
-    lo, hi = EVAL_RANGE[name]
+    lo, hi = dataset_spec(name).eval_range
     gt = torch.tensor([[0.0, lo, (lo + hi) / 2, hi, hi + 1.0]])
-    assert eval_mask(gt, name).tolist() == [[False, False, True, False, False]]
+    assert eval_mask(gt, dataset_spec(name)).tolist() == [[False, False, True, False, False]]
 
 
 def test_mask_works_on_batches():
     gt = torch.full((3, 480, 640), 5.0)
-    assert torch.equal(eval_mask(gt, "nyu"), eval_mask(gt[0], "nyu").expand(3, -1, -1))
+    nyu = dataset_spec("nyu")
+    assert torch.equal(eval_mask(gt, nyu), eval_mask(gt[0], nyu).expand(3, -1, -1))
 
 
 def test_unknown_dataset_raises():
-    with pytest.raises(ValueError, match=r"'mars'.*bonn, ddad, kitti, nyu, synthetic, tum"):
-        DepthEvaluator("mars")
-    with pytest.raises(ValueError, match="mars"):
-        eval_mask(torch.ones(2, 2), "mars")
+    with pytest.raises(ValueError, match=r"'mars'.*kitti, nyu, ddad, bonn, tum, synthetic"):
+        dataset_spec("mars")
 
 
 def test_images_count_once_in_full_mean():
@@ -157,7 +157,7 @@ def test_batches_accumulate_like_one_batch():
     gt = _gt(B=3, seed=1)
     pred = gt * torch.linspace(0.5, 1.5, 8, dtype=torch.float64)
     one = _evaluate(pred, gt)
-    ev = DepthEvaluator("bonn")
+    ev = DepthEvaluator(dataset_spec("bonn"))
     ev.update(pred[:1], gt[:1])
     ev.update(pred[1:], gt[1:])
     two = ev.compute()
@@ -208,13 +208,13 @@ def test_image_without_valid_gt_is_skipped_and_counted():
 
 
 def test_nothing_scored_gives_nan_not_an_error():
-    res = DepthEvaluator("kitti").compute()
+    res = DepthEvaluator(dataset_spec("kitti")).compute()
     assert res["num_images"] == 0
     assert math.isnan(res["full"]["abs_rel"])
 
 
 def test_reset_forgets():
-    ev = DepthEvaluator("bonn")
+    ev = DepthEvaluator(dataset_spec("bonn"))
     gt = _gt()
     ev.update(2 * gt, gt)
     ev.reset()
@@ -224,7 +224,7 @@ def test_reset_forgets():
 
 
 def test_shape_errors():
-    ev = DepthEvaluator("bonn")
+    ev = DepthEvaluator(dataset_spec("bonn"))
     with pytest.raises(ValueError, match="batch sizes"):
         ev.update(torch.ones(2, 1, 3, 3), torch.ones(1, 3, 3))
     with pytest.raises(ValueError, match="dynamic"):

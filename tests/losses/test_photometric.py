@@ -1,11 +1,19 @@
 """Tests of losses.photometric: SSIM, masked_mean and the V1 photometric/geometry loss."""
 
+import dataclasses
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from geometry import inverse_warp, pose_vec2mat
-from losses import SSIM, PhotoGeometryLoss, masked_mean
+from losses.photometric import (
+    SSIM,
+    PairErrors,
+    PhotoGeometryLoss,
+    PhotoGeometryOutput,
+    masked_mean,
+)
 
 H, W = 16, 20
 
@@ -123,9 +131,13 @@ def test_masked_mean_ignores_non_finite_values_outside_the_mask():
 # ----------------------------------------------------------------------------- the loss
 
 
+def unpack(out: PhotoGeometryOutput) -> tuple[torch.Tensor, torch.Tensor, PhotoGeometryOutput]:
+    return out.photo_loss, out.geometry_loss, out
+
+
 def run_loss(loss: PhotoGeometryLoss, tgt, ref, tgt_depth, ref_depth, T, T_inv):
     B = tgt.shape[0]
-    return loss(tgt, [ref], tgt_depth, [ref_depth], [T], [T_inv], intrinsics(B))
+    return unpack(loss(tgt, [ref], tgt_depth, [ref_depth], [T], [T_inv], intrinsics(B)))
 
 
 def test_identical_frames_identity_pose_give_zero_losses():
@@ -137,12 +149,12 @@ def test_identical_frames_identity_pose_give_zero_losses():
     d = torch.full((B, 1, H, W), 3.0)
     photo, geo, info = run_loss(PhotoGeometryLoss(no_auto_mask=True), x, x, d, d, pose(B),
                                 pose(B))
-    assert info["valid_fraction"] > 0.9
+    assert info.logs["valid_fraction"] > 0.9
     assert photo.abs().item() < 1e-5
     assert geo.abs().item() < 1e-6
     # And with the auto-mask on, no pixel improves (strictly) on the unwarped frame: all dropped.
     photo, geo, info = run_loss(PhotoGeometryLoss(), x, x, d, d, pose(B), pose(B))
-    assert info["valid_fraction"].item() == 0
+    assert info.logs["valid_fraction"].item() == 0
     assert photo.item() == 0 and geo.item() == 0
 
 
@@ -153,25 +165,25 @@ def test_true_pose_explains_rendered_pair_far_better_than_zero_pose():
     loss = PhotoGeometryLoss(no_auto_mask=True)
     photo_true, geo_true, info_true = run_loss(loss, tgt, ref, d, d, T, T_inv)
     photo_zero, _, _ = run_loss(loss, tgt, ref, d, d, pose(2), pose(2))
-    assert info_true["valid_fraction"] > 0.8
+    assert info_true.logs["valid_fraction"] > 0.8
     assert photo_true < 0.3 * photo_zero
     assert geo_true < 1e-5
     # With the auto-mask on, the true pose keeps almost all pixels.
     _, _, info_auto = run_loss(PhotoGeometryLoss(), tgt, ref, d, d, T, T_inv)
-    assert info_auto["valid_fraction"] > 0.8
+    assert info_auto.logs["valid_fraction"] > 0.8
 
 
 def test_info_contents():
     tgt, ref, d, T, T_inv = rendered_pair()
     loss = PhotoGeometryLoss()
-    _, _, info = loss(tgt, [ref, ref], d, [d, d], [T, T], [T_inv, T_inv], intrinsics(2))
-    assert len(info["pairs_tr"]) == 2
-    for pair in info["pairs_tr"]:
-        assert set(pair) == {"photo", "color_diff", "depth_diff", "valid"}
-        for value in pair.values():
-            assert value.shape == (2, 1, H, W)
-    assert not info["valid_fraction"].requires_grad
-    assert info["photo_map"].shape == info["valid_map"].shape == (2, 1, H, W)
+    info = loss(tgt, [ref, ref], d, [d, d], [T, T], [T_inv, T_inv], intrinsics(2))
+    assert len(info.pairs_tr) == 2
+    for pair in info.pairs_tr:
+        assert isinstance(pair, PairErrors)
+        for f in dataclasses.fields(pair):
+            assert getattr(pair, f.name).shape == (2, 1, H, W)
+    assert not info.logs["valid_fraction"].requires_grad
+    assert info.photo_map.shape == info.valid_map.shape == (2, 1, H, W)
 
 
 def test_no_ssim_photo_is_the_pure_l1_path():
@@ -183,9 +195,9 @@ def test_no_ssim_photo_is_the_pure_l1_path():
     l1 = (tgt - warped).abs().clamp(0, 1).mean(1, keepdim=True)
     weight = 1 - (computed - projected).abs() / (computed + projected)
     pair = PhotoGeometryLoss(no_ssim=True).pairwise(tgt, ref, d, d, T, K)
-    assert torch.allclose(pair["photo"], l1 * weight, atol=1e-6)
+    assert torch.allclose(pair.photo, l1 * weight, atol=1e-6)
     pair_ssim = PhotoGeometryLoss().pairwise(tgt, ref, d, d, T, K)
-    assert not torch.allclose(pair_ssim["photo"], pair["photo"], atol=1e-3)
+    assert not torch.allclose(pair_ssim.photo, pair.photo, atol=1e-3)
 
 
 def test_no_dynamic_mask_removes_the_depth_weighting():
@@ -197,9 +209,9 @@ def test_no_dynamic_mask_removes_the_depth_weighting():
     weighted = PhotoGeometryLoss().pairwise(tgt, ref, tgt_depth, ref_depth, T, K)
     plain = PhotoGeometryLoss(no_dynamic_mask=True).pairwise(tgt, ref, tgt_depth, ref_depth,
                                                               T, K)
-    assert torch.allclose(weighted["depth_diff"], torch.full((B, 1, H, W), 0.2))
-    assert torch.allclose(weighted["photo"], 0.8 * plain["photo"], atol=1e-6)
-    assert plain["photo"].mean() > 0.05
+    assert torch.allclose(weighted.depth_diff, torch.full((B, 1, H, W), 0.2))
+    assert torch.allclose(weighted.photo, 0.8 * plain.photo, atol=1e-6)
+    assert plain.photo.mean() > 0.05
 
 
 def test_dynamic_mask_is_detached():
@@ -210,10 +222,10 @@ def test_dynamic_mask_is_detached():
     tgt_depth = torch.full((B, 1, H, W), 2.0)
     ref_depth = torch.full((B, 1, H, W), 3.0, requires_grad=True)
     pair = PhotoGeometryLoss().pairwise(tgt, ref, tgt_depth, ref_depth, pose(B), intrinsics(B))
-    pair["photo"].sum().backward()
+    pair.photo.sum().backward()
     assert torch.all(ref_depth.grad == 0)
     pair = PhotoGeometryLoss().pairwise(tgt, ref, tgt_depth, ref_depth, pose(B), intrinsics(B))
-    pair["depth_diff"].sum().backward()  # the geometry term itself does train depth
+    pair.depth_diff.sum().backward()  # the geometry term itself does train depth
     assert ref_depth.grad.abs().sum() > 0
 
 
@@ -226,16 +238,16 @@ def test_no_auto_mask_keeps_pixels_of_a_static_camera_pair():
     T, T_inv = pose(B, tx=0.05), pose(B, tx=-0.05)
     _, _, info_auto = run_loss(PhotoGeometryLoss(), x, x, d, d, T, T_inv)
     _, _, info_all = run_loss(PhotoGeometryLoss(no_auto_mask=True), x, x, d, d, T, T_inv)
-    assert info_auto["valid_fraction"] < 0.05
-    assert info_all["valid_fraction"] > 0.9
+    assert info_auto.logs["valid_fraction"] < 0.05
+    assert info_all.logs["valid_fraction"] > 0.9
 
 
 def per_pixel_best_view(pairs):
     """Best-view selection written as plain loops, to check the vectorised one."""
-    photo = np.stack([p["photo"].detach().numpy() for p in pairs])
-    depth_diff = np.stack([p["depth_diff"].detach().numpy() for p in pairs])
-    valid = np.stack([p["valid"].detach().numpy() for p in pairs])
-    color = np.stack([p["color_diff"].detach().numpy() for p in pairs])
+    photo = np.stack([p.photo.detach().numpy() for p in pairs])
+    depth_diff = np.stack([p.depth_diff.detach().numpy() for p in pairs])
+    valid = np.stack([p.valid.detach().numpy() for p in pairs])
+    color = np.stack([p.color_diff.detach().numpy() for p in pairs])
     n, B, _, h, w = photo.shape
     out_p, out_d, out_v = (np.zeros((B, 1, h, w)) for _ in range(3))
     for b in range(B):
@@ -278,16 +290,16 @@ def all_pairs(loss, tgt, refs, tgt_depth, ref_depths, poses, poses_inv, K):
 def test_best_view_picks_lowest_colour_error_and_takes_its_validity():
     args = two_ref_setup()
     loss = PhotoGeometryLoss()
-    photo, geo, info = loss(*args)
+    photo, geo, info = unpack(loss(*args))
     pairs = all_pairs(loss, *args)
     exp_p, exp_d, exp_v = per_pixel_best_view(pairs)
     assert 0.5 < exp_v.mean() < 1  # some pixels have no valid candidate, most have one
     # The test discriminates: choosing among the valid candidates only would keep pixels
     # whose best-looking view is invalid.
-    valid_any = torch.cat([p["valid"] for p in pairs], dim=1).amax(1, keepdim=True)
+    valid_any = torch.cat([p.valid for p in pairs], dim=1).amax(1, keepdim=True)
     assert (valid_any.numpy() > exp_v).any()
-    np.testing.assert_allclose(info["valid_map"].numpy(), exp_v)
-    np.testing.assert_allclose(info["photo_map"].numpy()[exp_v > 0], exp_p[exp_v > 0],
+    np.testing.assert_allclose(info.valid_map.numpy(), exp_v)
+    np.testing.assert_allclose(info.photo_map.numpy()[exp_v > 0], exp_p[exp_v > 0],
                                atol=1e-6)
     np.testing.assert_allclose(photo.item(), exp_p[exp_v > 0].mean(), rtol=1e-5)
     np.testing.assert_allclose(geo.item(), exp_d[exp_v > 0].mean(), rtol=1e-5)
@@ -296,14 +308,14 @@ def test_best_view_picks_lowest_colour_error_and_takes_its_validity():
 def test_no_min_optimize_averages_over_all_candidates():
     args = two_ref_setup()
     loss = PhotoGeometryLoss(no_min_optimize=True)
-    photo, geo, _ = loss(*args)
+    photo, geo, _ = unpack(loss(*args))
     pairs = all_pairs(loss, *args)
-    photo_all = torch.cat([p["photo"] for p in pairs], dim=1)
-    dd_all = torch.cat([p["depth_diff"] for p in pairs], dim=1)
-    valid_all = torch.cat([p["valid"] for p in pairs], dim=1)
+    photo_all = torch.cat([p.photo for p in pairs], dim=1)
+    dd_all = torch.cat([p.depth_diff for p in pairs], dim=1)
+    valid_all = torch.cat([p.valid for p in pairs], dim=1)
     assert torch.isclose(photo, photo_all[valid_all > 0].mean())
     assert torch.isclose(geo, dd_all[valid_all > 0].mean())
-    photo_min, _, _ = PhotoGeometryLoss()(*args)
+    photo_min = PhotoGeometryLoss()(*args).photo_loss
     assert photo_min < photo  # the best view is better than the average view
 
 
@@ -315,7 +327,7 @@ def test_everything_masked_gives_finite_zero_losses_and_gradients():
     ref_depth = torch.full((B, 1, H, W), 1.0, requires_grad=True)
     T, T_inv = pose(B, tx=100.0), pose(B, tx=-100.0)
     photo, geo, info = run_loss(PhotoGeometryLoss(), tgt, ref, tgt_depth, ref_depth, T, T_inv)
-    assert info["valid_fraction"].item() == 0
+    assert info.logs["valid_fraction"].item() == 0
     assert photo.item() == 0 and geo.item() == 0
     (photo + geo).backward()
     assert torch.isfinite(tgt_depth.grad).all() and torch.isfinite(ref_depth.grad).all()
@@ -336,7 +348,7 @@ def test_pairwise_gradcheck_float64():
 
     def fn(tgt, ref, tgt_depth, ref_depth, vec):
         pair = loss.pairwise(tgt, ref, tgt_depth, ref_depth, pose_vec2mat(vec), K)
-        return pair["photo"], pair["depth_diff"]
+        return pair.photo, pair.depth_diff
 
     assert torch.autograd.gradcheck(fn, (tgt, ref, tgt_depth, ref_depth, vec), eps=1e-6,
                                     atol=1e-5)

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from losses import edge_aware_smoothness
+from losses.smoothness import edge_aware_smoothness
 
 
 def test_constant_depth_is_zero():

@@ -10,7 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import DepthNet, PoseNet, RectifyNet, ResnetEncoder
+from models.depth_net import DepthNet
+from models.pose_net import PoseNet
+from models.rectify_net import RectifyNet
+from models.resnet_encoder import ResnetEncoder
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "state_dict_keys.txt"
 

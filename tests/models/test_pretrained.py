@@ -9,11 +9,11 @@ import pytest
 import torch
 import torchvision
 
-from models import (
-    DepthNet,
-    PoseNet,
+from models.depth_net import DepthNet
+from models.pose_net import PoseNet
+from models.rectify_net import RectifyNet
+from models.resnet_encoder import (
     PretrainedWeightsError,
-    RectifyNet,
     ResnetEncoder,
     imagenet_weights_file,
     load_imagenet_state_dict,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import ROOT
+import pytest
+from helpers import ROOT
 
 
+@pytest.mark.slow  # a subprocess
 def test_keep_freed_memory_tunes_glibc_and_memory_still_works() -> None:
     code = ("from utils.allocator import keep_freed_memory\n"
             "ok = keep_freed_memory()\n"

@@ -1,4 +1,5 @@
-"""File readers: every encoding of SPEC §4 and the errors that name the bad file."""
+"""datasets/formats.py: every file format, its reader/writer round trip, and the errors that
+name the bad file."""
 
 from __future__ import annotations
 
@@ -9,14 +10,36 @@ import cv2
 import numpy as np
 import pytest
 import scipy.sparse
+import torch
 
-from datasets.depth_io import (
+from datasets.formats import (
+    PRIOR_MAX,
     DatasetError,
+    companion_files,
+    denormalize_image,
+    depth_npy_bytes,
+    encode_depth_png16,
+    encode_motion_mask,
+    encode_prior,
     list_images,
+    normalize_image,
+    read_depth_npy,
+    read_dynamic_colors,
+    read_dynamic_mask,
+    read_frame_index,
     read_gt_depth,
     read_image,
     read_intrinsics,
+    read_motion_mask,
+    read_poses,
     read_prior,
+    read_scene_list,
+    scene_dirs,
+    write_dynamic_colors,
+    write_frame_index,
+    write_intrinsics,
+    write_poses,
+    write_scene_list,
 )
 
 
@@ -117,7 +140,7 @@ def test_read_gt_depth_ddad_dense_npz_and_npy(tmp_path: Path) -> None:
 def test_read_gt_depth_unknown_dataset_and_wrong_type(tmp_path: Path) -> None:
     path = tmp_path / "gt.npy"
     np.save(path, np.ones((2, 2)))
-    with pytest.raises(DatasetError, match=r"'mars'.*nyu.*kitti.*ddad"):
+    with pytest.raises(ValueError, match=r"'mars'.*kitti.*nyu.*ddad"):
         read_gt_depth(path, "mars")
     with pytest.raises(DatasetError, match=re.escape("gt.npy")):
         read_gt_depth(path, "nyu")  # nyu ground truth is PNG only
@@ -173,3 +196,123 @@ def test_list_images_sorted_case_insensitive(tmp_path: Path) -> None:
     assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "c.JPEG"]
     with pytest.raises(DatasetError, match="missing"):
         list_images(tmp_path / "missing")
+
+
+# ---- writers and readers are inverses ------------------------------------------------------
+def test_intrinsics_round_trip(tmp_path: Path) -> None:
+    K = np.array([[241.7, 0, 204.25], [0, 246.3, 59.4], [0, 0, 1]], np.float32)
+    np.testing.assert_allclose(read_intrinsics(write_intrinsics(tmp_path / "cam.txt", K)), K)
+
+
+def test_poses_round_trip_comments_and_errors(tmp_path: Path) -> None:
+    poses = np.tile(np.eye(4), (3, 1, 1))
+    poses[:, :3, 3] = [[0, 0, 0], [0.1, 0.2, 0.3], [1.0, -2.0, 3.5]]
+    path = write_poses(tmp_path / "poses.txt", poses)
+    np.testing.assert_allclose(read_poses(path), poses)
+    path.write_text("# camera-to-world\n" + path.read_text() + "\n")
+    assert read_poses(path).shape == (3, 4, 4)
+    path.write_text("1 0 0 0 0 1 0 0 0 0 1 nan\n")
+    with pytest.raises(DatasetError, match=r"poses\.txt:1: expected 12 finite"):
+        read_poses(path)
+
+
+def test_scene_list_round_trip_and_names_that_leave_the_dataset(tmp_path: Path) -> None:
+    path = write_scene_list(tmp_path / "train.txt", ["a", "b"])
+    path.write_text(path.read_text() + "# a comment\n\n")
+    assert read_scene_list(path) == ["a", "b"]
+    for name in ("../other", "/abs/scene", "a/b", ".."):
+        path.write_text(f"a\n{name}\n")
+        with pytest.raises(DatasetError, match=re.escape(f"train.txt:2: {name!r}")):
+            read_scene_list(path)
+    path.write_text("a\n")
+    with pytest.raises(DatasetError, match="does not exist"):
+        scene_dirs(tmp_path, "train.txt")
+
+
+def test_frame_index_round_trip(tmp_path: Path) -> None:
+    path = write_frame_index(tmp_path / "frame_index.txt", [0, 3, 7])
+    assert read_frame_index(path, 8) == [0, 3, 7]
+    with pytest.raises(DatasetError, match="out of range"):
+        read_frame_index(path, 5)
+
+
+def test_dynamic_colors_round_trip_comments_and_errors(tmp_path: Path) -> None:
+    path = write_dynamic_colors(tmp_path / "dynamic_colors.txt", [(255, 0, 0), (0, 0, 255)])
+    np.testing.assert_array_equal(read_dynamic_colors(path), [[255, 0, 0], [0, 0, 255]])
+    path.write_text("# cars\n255, 0, 0\n\n0 0 255.0  # pedestrians\n")
+    np.testing.assert_array_equal(read_dynamic_colors(path), [[255, 0, 0], [0, 0, 255]])
+    for bad in ("255 0\n", "12.5 0 0\n", "256 0 0\n", "red 0 0\n"):
+        path.write_text(bad)
+        with pytest.raises(DatasetError, match=re.escape(f"{path}:1")):
+            read_dynamic_colors(path)
+
+
+def test_dynamic_mask_matches_colours_and_refuses_another_size(tmp_path: Path) -> None:
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[0] = (255, 0, 0)
+    rgb[1] = (0, 255, 0)
+    rgb[2, :2] = (0, 0, 255)
+    path = _png(tmp_path / "m.png", rgb[..., ::-1])
+    mask = read_dynamic_mask(path, np.array([[255, 0, 0], [0, 0, 255]]), (4, 5))
+    expected = np.zeros((4, 5), bool)
+    expected[0] = True
+    expected[2, :2] = True
+    np.testing.assert_array_equal(mask, expected)
+    with pytest.raises(DatasetError, match=r"m\.png is 4x5, its ground truth is 8x10"):
+        read_dynamic_mask(path, np.array([[255, 0, 0]]), (8, 10))
+
+
+def test_motion_mask_round_trip(tmp_path: Path) -> None:
+    mask = np.zeros((3, 4), bool)
+    mask[1, 2:] = True
+    path = _png(tmp_path / "d.png", encode_motion_mask(mask))
+    np.testing.assert_array_equal(read_motion_mask(path), mask.astype(np.float32))
+
+
+def test_prior_round_trip_keeps_invalid_pixels(tmp_path: Path) -> None:
+    depth = np.array([[0.0, 1.0], [2.0, 4.0]])
+    encoded = encode_prior(depth)
+    assert encoded.dtype == np.uint16 and encoded.max() == PRIOR_MAX and encoded[0, 0] == 0
+    np.testing.assert_allclose(read_prior(_png(tmp_path / "p.png", encoded)),
+                               depth / 4.0, atol=1e-4)
+    assert not encode_prior(np.zeros((2, 2))).any()
+
+
+@pytest.mark.parametrize(("name", "scale"), [("nyu", 5000.0), ("tum", 1000.0)])
+def test_depth_png16_round_trip(tmp_path: Path, name: str, scale: float) -> None:
+    depth = np.array([[0.0, 1.2345], [7.5, 100.0]], np.float32)  # 100 m saturates
+    png = encode_depth_png16(depth, scale)
+    assert png.dtype == np.uint16 and png[1, 1] == 65535
+    read = read_gt_depth(_png(tmp_path / "gt.png", png), name)
+    np.testing.assert_allclose(read[:, 0], depth[:, 0], atol=0.5 / scale)
+    assert encode_depth_png16(np.array([[np.nan, -1.0]]), scale).tolist() == [[0, 0]]
+
+
+def test_depth_npy_round_trip(tmp_path: Path) -> None:
+    depth = np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = tmp_path / "x.npy"
+    path.write_bytes(depth_npy_bytes(depth))
+    np.testing.assert_array_equal(read_depth_npy(path), depth)
+    np.save(path, depth[None])
+    np.testing.assert_array_equal(read_depth_npy(path), depth)
+    np.save(path, np.zeros((2, 2, 2)))
+    with pytest.raises(DatasetError, match=r"x\.npy"):
+        read_depth_npy(path)
+
+
+def test_normalize_and_denormalize_image() -> None:
+    img = np.array([[[0.0, 114.75, 255.0]]], np.float32)  # 0.45 * 255 = 114.75
+    x = normalize_image(img)
+    assert x.shape == (3, 1, 1)
+    torch.testing.assert_close(x[:, 0, 0], torch.tensor([-2.0, 0.0, 0.55 / 0.225]))
+    np.testing.assert_array_equal(denormalize_image(x), [[[0, 115, 255]]])  # rounded
+
+
+def test_companion_files_by_stem_refuses_two_of_one_name(tmp_path: Path) -> None:
+    for name in ("a.npy", "b.npz", "b.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert sorted(companion_files(tmp_path, (".npy", ".npz"))) == ["a", "b"]
+    (tmp_path / "a.npz").write_bytes(b"")
+    with pytest.raises(DatasetError, match="two files share the name 'a'"):
+        companion_files(tmp_path, (".npy", ".npz"))
+    assert companion_files(tmp_path / "missing", (".npy",)) == {}

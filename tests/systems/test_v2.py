@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,7 @@ import torch
 
 from geometry import rotation_warp
 from losses.rotation import rotation_triplet_loss
-from models.sc_depth import SCDepthV1, build_model, load_from_checkpoint
-from models.sc_depth_v2 import SCDepthV2
+from systems import SCDepthV1, SCDepthV2, build_model, load_from_checkpoint
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "state_dict_keys.txt"
 B, H, W = 2, 40, 48
@@ -78,10 +78,10 @@ def test_training_step_terms_and_gradients(model: SCDepthV2) -> None:
         assert value.ndim == 0 and torch.isfinite(value), name
     # the triplet term is the loss of the rot1/rot2 the step produced, averaged over refs
     expected = torch.stack([rotation_triplet_loss(r1, r2)
-                            for r1, r2 in zip(context["rot1"], context["rot2"])]).mean()
+                            for r1, r2 in zip(context.rot1, context.rot2)]).mean()
     assert torch.allclose(terms["rot_triplet_loss"], expected)
     # V1's losses saw the rectified references, not the raw ones
-    for raw, rect, rot1 in zip(batch["refs"], context["refs"], context["rot1"]):
+    for raw, rect, rot1 in zip(batch["refs"], context.refs, context.rot1):
         assert torch.allclose(rect, rotation_warp(raw, rot1, batch["K"]))
         assert not torch.allclose(rect, raw)
     model.total_loss(terms).backward()
@@ -107,12 +107,12 @@ def test_each_arn_loss_alone_trains_arn(model: SCDepthV2) -> None:
 def test_rotation_logs(model: SCDepthV2) -> None:
     with torch.no_grad():
         _, context = model.loss_terms(make_batch())
-    logs = model.extra_train_logs(context)
-    before = torch.cat([r.abs().flatten() for r in context["rot1"]]).mean()
-    after = torch.cat([r.abs().flatten() for r in context["rot2"]]).mean()
-    assert torch.allclose(logs["train/rot_before"], before)
-    assert torch.allclose(logs["train/rot_after"], after)
-    assert 0.0 <= float(logs["train/rot_label_from_prediction"]) <= 1.0
+    logs = context.logs
+    before = torch.cat([r.abs().flatten() for r in context.rot1]).mean()
+    after = torch.cat([r.abs().flatten() for r in context.rot2]).mean()
+    assert torch.allclose(logs["rot_before"], before)
+    assert torch.allclose(logs["rot_after"], after)
+    assert 0.0 <= float(logs["rot_label_from_prediction"]) <= 1.0
 
 
 class _Board:
@@ -149,7 +149,7 @@ def test_photo_validation_rectifies_references(model: SCDepthV2,
         return original(tgt, refs, *args, **kwargs)
 
     monkeypatch.setattr(loss, "forward", spy)
-    monkeypatch.setattr(model, "val_mode", "photo")
+    monkeypatch.setattr(model, "opts", dataclasses.replace(model.opts, val_mode="photo"))
     model.eval()
     batch = make_batch(3)
     model.on_validation_epoch_start()
@@ -172,6 +172,7 @@ def _scalar_tags(run_dir: Path) -> set[str]:
     return set(acc.Tags()["scalars"]) | {f"image:{t}" for t in acc.Tags()["images"]}
 
 
+@pytest.mark.slow  # a training run
 def test_v2_trains_through_train_py_on_handheld_scenes(tmp_path: Path) -> None:
     import test as test_cli
     import train

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 
-from models.sc_depth import model_class
+from systems import system_class
 
 H, W, B = 48, 64, 2
 
@@ -27,7 +27,7 @@ def _hparams(version: str, batched: bool = True, channels_last: bool = True) -> 
 def _system(version: str = "v1", batched: bool = True, channels_last: bool = True,
             state: dict | None = None) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = model_class(version)(_hparams(version, batched, channels_last))
+    model = system_class(version)(_hparams(version, batched, channels_last))
     if state is not None:
         model.load_state_dict(state)
     model.apply_fast_path()
@@ -154,7 +154,7 @@ def test_bf16_autocast_loss_terms_close_to_fp32(version: str) -> None:
         total = model.total_loss(terms16)
     assert set(terms16) == set(terms32)
     # the losses themselves run in fp32 (full_precision), on depths cast back to fp32
-    assert context["tgt_depth"].dtype == torch.float32
+    assert context.tgt_depth.dtype == torch.float32
     for name, value in terms16.items():
         assert value.dtype == torch.float32, name
         assert torch.isfinite(value), name
@@ -187,7 +187,7 @@ def test_pose_networks_stay_fp32_under_bf16_unless_asked(version: str,
                                                          pose_autocast: bool) -> None:
     """PoseNet (and V2's ARN) convolve in fp32 under bf16 autocast by default; with
     pose_autocast they take the mixed precision like DepthNet."""
-    model = model_class(version)({**_hparams(version), "pose_autocast": pose_autocast})
+    model = system_class(version)({**_hparams(version), "pose_autocast": pose_autocast})
     seen: dict[str, set] = {"depth_net": set(), "pose_net": set(), "rectify_net": set()}
     for name, dtypes in seen.items():
         net = getattr(model, name, None)
@@ -280,6 +280,7 @@ def test_inference_net_bf16_stores_bf16_weights_and_returns_fp32_depth(v1_state:
     assert error < 2 * ((autocast - expected).abs() / expected).max()
 
 
+@pytest.mark.slow  # torch.compile
 def test_inference_net_of_a_compiled_network_is_not_compiled() -> None:
     """``--compile`` compiles DepthNet in place (a checkpoint trained with it does so when
     loaded); its inference copy is built from the state dict: the same weights, and its

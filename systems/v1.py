@@ -1,17 +1,21 @@
-"""The SC-Depth systems: one LightningModule owns networks, optimiser, validation and logging.
+"""SC-Depth V1, the base system: one LightningModule owns networks, optimiser, validation
+and logging.
 
-`SCDepthV1` is the base; the later papers are thin subclasses that add what their section
-adds (V2: the auto-rectify network, V3: the single-image depth prior). A training step is
-`loss_terms(batch) -> {name: scalar}`; the total is the weighted sum with the weights of
-`self.loss_weights`, so a subclass adds a term by adding a name and a weight.
+The later papers are thin subclasses that add what their section adds (``systems.v2``: the
+auto-rectify network, ``systems.v3``: the single-image depth prior). A training step is
+``loss_terms(batch) -> (terms, context)``: the unweighted loss terms by name and a
+:class:`StepContext`; the total is the weighted sum with ``self.loss_weights``, so a
+subclass adds a term by adding a name and a weight.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,64 +23,92 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from config import PRECISIONS
+from datasets.formats import denormalize_image
+from datasets.registry import dataset_spec
 from geometry import pose_vec2mat
 from losses.metrics import DepthEvaluator, metrics_for_logging
-from losses.photometric import PhotoGeometryLoss
+from losses.photometric import PhotoGeometryLoss, PhotoGeometryOutput
 from losses.smoothness import edge_aware_smoothness
 from models.depth_net import DepthNet
 from models.pose_net import PoseNet
-from utils.visualization import colorize_depth, denormalize_image
+from options import TrainingOptions, training_options
+from utils.runtime import precision_dtype
+from utils.visualization import colorize_depth
+
+__all__ = ["NonFiniteLossError", "SCDepthV1", "StepContext"]
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss term became NaN/Inf: training stops instead of writing a poisoned checkpoint."""
 
 
-def _as_dict(hparams: argparse.Namespace | Mapping[str, Any]) -> dict[str, Any]:
-    return dict(vars(hparams)) if isinstance(hparams, argparse.Namespace) else dict(hparams)
+@dataclass
+class StepContext:
+    """What a training step computed besides its loss terms, for subclasses and loggers.
+
+    tgt_depth, ref_depths: ``[B,1,H,W]`` (fp32); poses, poses_inv: ``ref_T_tgt`` and
+    ``tgt_T_ref`` ``[B,3,4]`` per reference; refs: the reference images the losses used;
+    photo: the photometric loss's output; logs: detached scalars logged as ``train/<name>``.
+    """
+
+    tgt_depth: Tensor
+    ref_depths: list[Tensor]
+    poses: list[Tensor]
+    poses_inv: list[Tensor]
+    refs: list[Tensor]
+    photo: PhotoGeometryOutput
+    logs: dict[str, Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def extending(cls, base: StepContext, **extra: Any) -> Any:
+        """A subclass's context holding ``base``'s fields and ``extra``."""
+        return cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+                   **extra)
 
 
 class SCDepthV1(pl.LightningModule):
-    """SC-Depth V1: photometric loss + geometry consistency + edge-aware smoothness."""
+    """SC-Depth V1: photometric loss + geometry consistency + edge-aware smoothness.
 
-    def __init__(self, hparams: argparse.Namespace | Mapping[str, Any]) -> None:
+    hparams: a parsed Namespace, a checkpoint's ``hyper_parameters`` or a dict of a few
+    settings; :func:`options.training_options` completes it with the defaults, and the
+    complete options are what every checkpoint stores.
+    """
+
+    def __init__(self, hparams: argparse.Namespace | Mapping[str, Any] | TrainingOptions
+                 ) -> None:
         super().__init__()
-        hp = _as_dict(hparams)
+        self.opts = opts = training_options(hparams)
         # Stored in every checkpoint as a plain dict, so our files load with weights_only.
-        self.save_hyperparameters(hp)
-        pretrained = not hp.get("no_pretrain", False)
-        weights = hp.get("encoder_weights")
-        self.depth_net = DepthNet(int(hp.get("resnet_layers", 18)), pretrained, weights)
-        self.pose_net = PoseNet(pretrained, weights if int(hp.get("resnet_layers", 18)) == 18
+        self.save_hyperparameters(dataclasses.asdict(opts))
+        pretrained = not opts.no_pretrain
+        self.depth_net = DepthNet(opts.resnet_layers, pretrained, opts.encoder_weights)
+        # PoseNet is always a ResNet-18, so the file of --encoder_weights fits it only then.
+        self.pose_net = PoseNet(pretrained, opts.encoder_weights if opts.resnet_layers == 18
                                 else None)
         self.photo_geometry_loss = PhotoGeometryLoss(
-            no_ssim=hp.get("no_ssim", False),
-            no_auto_mask=hp.get("no_auto_mask", False),
-            no_dynamic_mask=hp.get("no_dynamic_mask", False),
-            no_min_optimize=hp.get("no_min_optimize", False),
-            fused_ssim=not hp.get("no_fused_ssim", False),
+            no_ssim=opts.no_ssim,
+            no_auto_mask=opts.no_auto_mask,
+            no_dynamic_mask=opts.no_dynamic_mask,
+            no_min_optimize=opts.no_min_optimize,
+            fused_ssim=not opts.no_fused_ssim,
         )
         self.loss_weights: dict[str, float] = {
-            "photo_loss": hp.get("photo_weight", 1.0),
-            "geometry_loss": hp.get("geometry_weight", 0.1),
-            "smooth_loss": hp.get("smooth_weight", 0.1),
+            "photo_loss": opts.photo_weight,
+            "geometry_loss": opts.geometry_weight,
+            "smooth_loss": opts.smooth_weight,
         }
-        self.dataset_name = hp.get("dataset_name", "kitti")
-        self.val_mode = hp.get("val_mode", "depth")
         self._evaluator: DepthEvaluator | None = None
         self._val_losses: list[float] = []
         # The fast path (scripts/benchmark.py measures it against the plain one).
-        self.batched_forwards = not hp.get("no_batched_forwards", False)
-        self.channels_last = not hp.get("no_channels_last", False)
-        self.pose_autocast = hp.get("pose_autocast", False)
+        self.batched_forwards = not opts.no_batched_forwards
+        self.channels_last = not opts.no_channels_last
 
     def apply_fast_path(self) -> None:
         """channels_last weights and, with --compile, compiled networks (in place, so the
         state-dict keys stay those of the published checkpoints)."""
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
-        if self.hparams.get("compile", False):
+        if self.opts.compile:
             for name in ("depth_net", "pose_net", "rectify_net"):
                 if hasattr(self, name):
                     getattr(self, name).compile()
@@ -137,11 +169,9 @@ class SCDepthV1(pl.LightningModule):
 
     def pose_precision(self) -> contextlib.AbstractContextManager:
         """The networks that predict camera motion (PoseNet, V2's ARN) run in fp32 even under
-        mixed precision, unless ``--pose_autocast``. Measured (demo config, 600 steps, test
-        AbsRel): a bf16 PoseNet gave 0.267-0.272 in three runs against 0.240 / 0.251 in fp32;
-        bf16 with PoseNet in fp32 gave 0.238 and 0.266 (the spread between runs is large, see
-        the README). The poses drive every warp."""
-        return contextlib.nullcontext() if self.pose_autocast else self.full_precision()
+        mixed precision, unless ``--pose_autocast``: the poses drive every warp, and bf16
+        poses cost accuracy in our runs (docs/performance.md)."""
+        return contextlib.nullcontext() if self.opts.pose_autocast else self.full_precision()
 
     def full_precision(self) -> torch.autocast:
         """Losses run in fp32 under mixed precision: warping, SSIM and the depth ratios
@@ -149,21 +179,21 @@ class SCDepthV1(pl.LightningModule):
         return torch.autocast(device_type=self.device.type, enabled=False)
 
     # ------------------------------------------------------------------ training
-    def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """The unweighted loss terms of a batch, and what subclasses/loggers may reuse."""
+    def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], StepContext]:
+        """The unweighted loss terms of a batch, and what subclasses and loggers may reuse."""
         tgt, refs, K = batch["tgt"], list(batch["refs"]), batch["K"]
         tgt_depth, ref_depths = self.predict_depths(tgt, refs)
         poses, poses_inv = self.predict_poses(tgt, refs)
         tgt_depth, ref_depths = tgt_depth.float(), [d.float() for d in ref_depths]
         poses, poses_inv = [p.float() for p in poses], [p.float() for p in poses_inv]
         with self.full_precision():
-            photo, geometry, info = self.photo_geometry_loss(
-                tgt, refs, tgt_depth, ref_depths, poses, poses_inv, K)
-            terms = {"photo_loss": photo, "geometry_loss": geometry}
+            photo = self.photo_geometry_loss(tgt, refs, tgt_depth, ref_depths, poses,
+                                             poses_inv, K)
+            terms = {"photo_loss": photo.photo_loss, "geometry_loss": photo.geometry_loss}
             if self.loss_weights.get("smooth_loss", 0.0) > 0:
                 terms["smooth_loss"] = edge_aware_smoothness(tgt_depth, tgt)
-        context = {"tgt_depth": tgt_depth, "ref_depths": ref_depths, "poses": poses,
-                   "poses_inv": poses_inv, "refs": refs, "info": info}
+        context = StepContext(tgt_depth, ref_depths, poses, poses_inv, refs, photo,
+                              logs=dict(photo.logs))
         return terms, context
 
     def total_loss(self, terms: Mapping[str, Tensor]) -> Tensor:
@@ -180,48 +210,38 @@ class SCDepthV1(pl.LightningModule):
         terms, context = self.loss_terms(batch)
         self.check_finite(terms)
         loss = self.total_loss(terms)
-        logs = {f"train/{k}": v.detach() for k, v in terms.items()}
+        logs = {f"train/{k}": v.detach() for k, v in {**terms, **context.logs}.items()}
         logs["train/total_loss"] = loss.detach()
-        for key, value in context["info"].items():
-            if isinstance(value, Tensor) and value.numel() == 1:
-                logs[f"train/{key}"] = value.detach().float()
-            elif isinstance(value, float | int):
-                logs[f"train/{key}"] = float(value)
-        logs.update(self.extra_train_logs(context))
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False,
                       batch_size=batch["tgt"].shape[0])
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=False,
                  batch_size=batch["tgt"].shape[0])
-        every = int(self.hparams.get("log_images_every_n_steps", 0) or 0)
+        every = self.opts.log_images_every_n_steps
         if every > 0 and self.global_step % every == 0:
             self.log_train_images(batch, context)
         return loss
 
-    def extra_train_logs(self, context: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Scalars a subclass adds to the training log (V2: rotations before/after)."""
-        return {}
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=float(self.hparams.get("lr", 1e-4)))
+        return torch.optim.Adam(self.parameters(), lr=self.opts.lr)
 
     # ---------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        self._evaluator = DepthEvaluator(self.dataset_name)
+        self._evaluator = DepthEvaluator(dataset_spec(self.opts.dataset_name))
         self._val_losses = []
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        if self.val_mode == "depth":
+        if self.opts.val_mode == "depth":
             depth = self(batch["tgt"])
             self._evaluator.update(depth.float(), batch["gt_depth"])
         else:
             terms, context = self.loss_terms(batch)
-            depth = context["tgt_depth"]
+            depth = context.tgt_depth
             self._val_losses.append(float(terms["photo_loss"]))
         if batch_idx < 2:
             self.log_image_pair(f"val/input_depth_{batch_idx}", batch["tgt"][0], depth[0])
 
     def on_validation_epoch_end(self) -> None:
-        if self.val_mode == "depth":
+        if self.opts.val_mode == "depth":
             results = self._evaluator.compute()
             if results["num_images"] == 0:
                 return
@@ -233,17 +253,6 @@ class SCDepthV1(pl.LightningModule):
         self.log_dict(logs, sync_dist=True)
         # The checkpoint monitor: AbsRel in depth mode, the photometric loss in photo mode.
         self.log("val_loss", val_loss, prog_bar=True, sync_dist=True)
-
-    # ------------------------------------------------------------------- testing
-    def on_test_epoch_start(self) -> None:
-        self._evaluator = DepthEvaluator(self.dataset_name)
-
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        depth = self(batch["tgt"])
-        self._evaluator.update(depth.float(), batch["gt_depth"], batch.get("dynamic"))
-
-    def test_results(self) -> dict[str, Any]:
-        return self._evaluator.compute()
 
     # ------------------------------------------------------------------- logging
     def _tensorboard(self):
@@ -259,81 +268,5 @@ class SCDepthV1(pl.LightningModule):
         strip = np.concatenate([denormalize_image(img), colorize_depth(depth)], axis=1)
         tb.add_image(tag, strip, self.global_step, dataformats="HWC")
 
-    def log_train_images(self, batch: Mapping[str, Any], context: Mapping[str, Any]) -> None:
-        self.log_image_pair("train/input_depth", batch["tgt"][0], context["tgt_depth"][0])
-
-
-def model_class(version: str) -> type[SCDepthV1]:
-    """The system class of a version; later versions live in their own modules."""
-    if version == "v1":
-        return SCDepthV1
-    elif version == "v2":
-        from models.sc_depth_v2 import SCDepthV2
-
-        return SCDepthV2
-    elif version == "v3":
-        from models.sc_depth_v3 import SCDepthV3
-
-        return SCDepthV3
-    else:
-        raise ValueError(f"unknown model version {version!r}; choose v1, v2 or v3")
-
-
-def build_model(opts: argparse.Namespace | Mapping[str, Any]) -> SCDepthV1:
-    hp = _as_dict(opts)
-    return model_class(hp.get("model_version", "v1"))(hp)
-
-
-def load_from_checkpoint(path: str, map_location: str | torch.device = "cpu",
-                         overrides: Mapping[str, Any] | None = None) -> SCDepthV1:
-    """Build the right version from a checkpoint (ours or a published one) and load it
-    strictly. The architecture is read from the file, not from command-line defaults."""
-    from utils.checkpoint import (
-        checkpoint_hparams,
-        checkpoint_state_dict,
-        infer_model_version,
-        infer_resnet_layers,
-        load_checkpoint,
-    )
-
-    ckpt = load_checkpoint(path, map_location="cpu")
-    hp = checkpoint_hparams(ckpt)
-    hp.update(overrides or {})
-    hp.update(model_version=infer_model_version(ckpt), resnet_layers=infer_resnet_layers(ckpt),
-              no_pretrain=True, encoder_weights=None)
-    model = model_class(hp["model_version"])(hp)
-    model.load_state_dict(checkpoint_state_dict(ckpt), strict=True)
-    model.apply_fast_path()
-    return model.to(map_location).eval()
-
-
-def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The compute dtype of a precision name: "32" fp32, "bf16-mixed" bf16 (CPU or GPU),
-    "16-mixed" fp16 (GPU only). Raises ValueError for 16-mixed off CUDA (CPU fp16
-    convolutions are emulated and slow) and for unknown names."""
-    if precision == "32":
-        return torch.float32
-    if precision == "bf16-mixed":
-        return torch.bfloat16
-    if precision == "16-mixed":
-        if device.type != "cuda":
-            raise ValueError("16-mixed needs a CUDA device (use bf16-mixed on the CPU)")
-        return torch.float16
-    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-
-
-def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Lightning's mixed precision for our own training-step loops (the benchmark): autocast
-    to :func:`precision_dtype`'s dtype, nothing for "32". The depth head and the pose
-    average stay fp32 inside the networks."""
-    dtype = precision_dtype(precision, device)
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` is the first GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    def log_train_images(self, batch: Mapping[str, Any], context: StepContext) -> None:
+        self.log_image_pair("train/input_depth", batch["tgt"][0], context.tgt_depth[0])

@@ -26,21 +26,31 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from datasets.formats import denormalize_image
 from losses.normals import normal_matching_loss
 from losses.ranking import MaskRankingLoss, NormalRankingLoss, dynamic_confidence
-from models.sc_depth import SCDepthV1, _as_dict
-from utils.visualization import colorize_depth, denormalize_image
+from options import TrainingOptions
+from systems.v1 import SCDepthV1, StepContext
+from utils.visualization import colorize_depth
 
-__all__ = ["SCDepthV3"]
+__all__ = ["PriorStepContext", "SCDepthV3"]
 
 # Seeds for the per-step generator are drawn below 2**63 (torch.Generator.manual_seed's range).
 _SEED_BOUND = 2**62
+
+
+@dataclass
+class PriorStepContext(StepContext):
+    """V1's context plus the detached dynamic-region confidence ``[B,1,H,W]``."""
+
+    confidence: Tensor | None = None
 
 
 class SCDepthV3(SCDepthV1):
@@ -51,21 +61,20 @@ class SCDepthV3(SCDepthV1):
     The networks are V1's: the state dict has exactly V1's keys, so V1 checkpoints load.
     """
 
-    def __init__(self, hparams: argparse.Namespace | Mapping[str, Any]) -> None:
+    def __init__(self, hparams: argparse.Namespace | Mapping[str, Any] | TrainingOptions
+                 ) -> None:
         super().__init__(hparams)
-        hp = _as_dict(hparams)
+        opts = self.opts
         # The normals of the prior take the role of the smoothness prior (V3 §3.3).
         self.loss_weights.pop("smooth_loss", None)
-        self.loss_weights["normal_matching_loss"] = hp.get("normal_matching_weight", 0.1)
-        self.loss_weights["mask_rank_loss"] = hp.get("mask_rank_weight", 0.1)
-        self.loss_weights["normal_rank_loss"] = hp.get("normal_rank_weight", 0.1)
-        self.mask_ranking_loss = MaskRankingLoss(
-            normalize=bool(hp.get("rank_normalize", False)),
-            global_pairs=hp.get("mask_rank_global_pairs", "spread"))
-        self.normal_ranking_loss = NormalRankingLoss(
-            sampling=hp.get("normal_rank_sampling", "gradient"))
+        self.loss_weights["normal_matching_loss"] = opts.normal_matching_weight
+        self.loss_weights["mask_rank_loss"] = opts.mask_rank_weight
+        self.loss_weights["normal_rank_loss"] = opts.normal_rank_weight
+        self.mask_ranking_loss = MaskRankingLoss(normalize=opts.rank_normalize,
+                                                 global_pairs=opts.mask_rank_global_pairs)
+        self.normal_ranking_loss = NormalRankingLoss(sampling=opts.normal_rank_sampling)
         # Confidence of pixels no warp can check: 1 (public code) or 0.
-        self.unchecked_confidence = 0.0 if hp.get("unchecked_unreliable", False) else 1.0
+        self.unchecked_confidence = 0.0 if opts.unchecked_unreliable else 1.0
 
     def step_generator(self, device: torch.device) -> torch.Generator:
         """A fresh generator for the ranking losses' pair sampling, seeded from the global
@@ -78,19 +87,16 @@ class SCDepthV3(SCDepthV1):
         seed = int(torch.randint(0, _SEED_BOUND, (1,)).item())
         return torch.Generator(device=device).manual_seed(seed)
 
-    def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """V1's photo and geometry terms (no smoothness) and the three V3 terms.
-
-        context adds ``confidence`` ``[B,1,H,W]`` (detached dynamic-region confidence).
-        """
+    def loss_terms(self, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], PriorStepContext]:
+        """V1's photo and geometry terms (no smoothness) and the three V3 terms."""
         if "tgt_prior" not in batch:
             raise KeyError("SC-Depth V3 needs the depth prior batch['tgt_prior'] "
                            "(leres_depth/*.png; load the data with model_version v3)")
-        terms, context = super().loss_terms(batch)
-        pairs = context["info"]["pairs_tr"]
-        confidence = dynamic_confidence([p["depth_diff"] for p in pairs],
-                                        [p["valid"] for p in pairs], self.unchecked_confidence)
-        tgt_depth = context["tgt_depth"]
+        terms, base = super().loss_terms(batch)
+        pairs = base.photo.pairs_tr
+        confidence = dynamic_confidence([p.depth_diff for p in pairs], [p.valid for p in pairs],
+                                        self.unchecked_confidence)
+        tgt_depth = base.tgt_depth
         generator = self.step_generator(tgt_depth.device)
         # Normals (cross products, normalisation) and ratios are computed in float32 even
         # under mixed precision: bf16's 8-bit mantissa cannot resolve neighbouring points.
@@ -104,34 +110,25 @@ class SCDepthV3(SCDepthV1):
             terms["mask_rank_loss"] = ranking.loss
             terms["normal_rank_loss"] = self.normal_ranking_loss(
                 depth, prior, image, K_inv, generator)
-        context["confidence"] = confidence
+        context = PriorStepContext.extending(base, confidence=confidence)
+        # how much of the image the warps can vouch for
+        context.logs["confidence_mean"] = confidence.mean()
         if "tgt_dynamic" in batch and ranking.unreliable.numel() > 0:
             # Does the ranking look at the moving objects? The share of moving-object pixels
             # among the unreliable ones, against their share of the image (chance level).
             dynamic = batch["tgt_dynamic"].reshape(tgt_depth.shape[0], -1) > 0.5
             picked = dynamic.gather(1, ranking.unreliable)
-            context["unreliable_dynamic_share"] = picked.float().mean()
-            context["dynamic_fraction"] = dynamic.float().mean()
+            context.logs["unreliable_dynamic_share"] = picked.float().mean()
+            context.logs["dynamic_fraction"] = dynamic.float().mean()
         return terms, context
 
-    def extra_train_logs(self, context: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Mean dynamic-region confidence (how much of the image the warps can vouch for)
-        and, on data with moving-object masks, ``unreliable_dynamic_share`` (the share of
-        moving-object pixels among the 20 % the mask ranking takes as unreliable) beside
-        ``dynamic_fraction`` (their share of the whole image, what a random pick would get)."""
-        logs = {"train/confidence_mean": context["confidence"].mean()}
-        if "unreliable_dynamic_share" in context:
-            logs["train/unreliable_dynamic_share"] = context["unreliable_dynamic_share"]
-            logs["train/dynamic_fraction"] = context["dynamic_fraction"]
-        return logs
-
-    def log_train_images(self, batch: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    def log_train_images(self, batch: Mapping[str, Any], context: PriorStepContext) -> None:
         """V1's input/depth pair, and target | prior | confidence (first sample)."""
         super().log_train_images(batch, context)
         tb = self._tensorboard()
         if tb is None or self.global_rank != 0:
             return
-        confidence = (context["confidence"][0, 0].float().cpu().numpy() * 255).astype(np.uint8)
+        confidence = (context.confidence[0, 0].float().cpu().numpy() * 255).astype(np.uint8)
         strip = np.concatenate([denormalize_image(batch["tgt"][0]),
                                 colorize_depth(batch["tgt_prior"][0]),
                                 np.repeat(confidence[:, :, None], 3, axis=2)], axis=1)

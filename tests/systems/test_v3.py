@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import tiny_train_args
+from helpers import cli, tiny_train_args
 
-import train
 from losses.normals import normal_matching_loss
 from losses.ranking import MaskRankingOutput, dynamic_confidence
-from models.sc_depth import SCDepthV1, build_model, load_from_checkpoint
-from models.sc_depth_v3 import SCDepthV3
+from systems import SCDepthV1, SCDepthV3, build_model, load_from_checkpoint
+
+train = cli("train")
 
 B, H, W = 2, 40, 48
 V3_TERMS = {"photo_loss", "geometry_loss", "normal_matching_loss", "mask_rank_loss",
@@ -91,14 +91,14 @@ def test_training_step_terms_total_and_gradients(model: SCDepthV3) -> None:
     # the batch has something to rank for both ranking losses
     assert terms["mask_rank_loss"] > 0 and terms["normal_rank_loss"] > 0
     # the prior terms are the loss functions on the step's depth, prior and K_inv
-    depth = context["tgt_depth"]
+    depth = context.tgt_depth
     torch.testing.assert_close(terms["normal_matching_loss"],
                                normal_matching_loss(depth, batch["tgt_prior"], batch["K_inv"]))
-    pairs = context["info"]["pairs_tr"]
+    pairs = context.photo.pairs_tr
     assert len(pairs) == 2
-    torch.testing.assert_close(context["confidence"], dynamic_confidence(
-        [p["depth_diff"] for p in pairs], [p["valid"] for p in pairs]))
-    assert not context["confidence"].requires_grad
+    torch.testing.assert_close(context.confidence, dynamic_confidence(
+        [p.depth_diff for p in pairs], [p.valid for p in pairs]))
+    assert not context.confidence.requires_grad
 
     total = model.total_loss(terms)
     expected = (terms["photo_loss"] + 0.1 * terms["geometry_loss"]
@@ -124,11 +124,11 @@ def test_unchecked_unreliable_gives_unchecked_pixels_confidence_zero(model: SCDe
             _, zero = model.loss_terms(batch)
     finally:
         model.unchecked_confidence = 1.0
-    pairs = public["info"]["pairs_tr"]
-    unchecked = sum(1 - p["valid"].float() for p in pairs) / len(pairs)
+    pairs = public.photo.pairs_tr
+    unchecked = sum(1 - p.valid.float() for p in pairs) / len(pairs)
     assert unchecked.sum() > 0  # the random warps leave some pixels unchecked
     # Each reference that cannot check a pixel adds 1/len(refs) to its default confidence.
-    torch.testing.assert_close(public["confidence"], zero["confidence"] + unchecked)
+    torch.testing.assert_close(public.confidence, zero.confidence + unchecked)
 
 
 def test_unreliable_dynamic_share_counts_moving_pixels_among_the_unreliable(
@@ -144,13 +144,12 @@ def test_unreliable_dynamic_share_counts_moving_pixels_among_the_unreliable(
     batch["tgt_dynamic"] = dynamic
     with torch.no_grad():
         _, context = model.loss_terms(batch)
-    logs = model.extra_train_logs(context)
-    assert logs["train/unreliable_dynamic_share"].item() == pytest.approx(6 / 8)
-    assert logs["train/dynamic_fraction"].item() == pytest.approx(6 / (H * W))
+    assert context.logs["unreliable_dynamic_share"].item() == pytest.approx(6 / 8)
+    assert context.logs["dynamic_fraction"].item() == pytest.approx(6 / (H * W))
     del batch["tgt_dynamic"]  # real data without masks: no such figure
     with torch.no_grad():
         _, context = model.loss_terms(batch)
-    assert set(model.extra_train_logs(context)) == {"train/confidence_mean"}
+    assert set(context.logs) == {"valid_fraction", "confidence_mean"}
 
 
 def test_prior_terms_alone_train_the_depth_net(model: SCDepthV3) -> None:
@@ -190,6 +189,7 @@ def test_a_batch_without_prior_is_a_clear_error(model: SCDepthV3) -> None:
         model.loss_terms(batch)
 
 
+@pytest.mark.slow  # a training run
 def test_trains_through_train_py(tiny_dataset: Path, tmp_path: Path) -> None:
     assert train.main(tiny_train_args(tiny_dataset, tmp_path, "--model_version", "v3",
                                       "--exp_name", "v3", "--seed", "0",

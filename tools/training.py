@@ -1,0 +1,154 @@
+"""Training set-up for train.py: devices, resuming, epoch reseeding and the Lightning
+Trainer around a system and the VideoDataModule."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from datasets.data_module import VideoDataModule
+from systems import NonFiniteLossError, build_model
+from utils.allocator import keep_freed_memory
+from utils.checkpoint import (
+    SAFE_GLOBALS,
+    AtomicCheckpointIO,
+    checkpoint_state_dict,
+    load_checkpoint,
+)
+from utils.errors import UsageError
+
+__all__ = ["EpochReseed", "parse_devices", "resolve_resume", "train"]
+
+
+def parse_devices(value: str) -> int | list[int] | str:
+    """`auto`, a count (`2`) or a list of indices (`0,1`)."""
+    value = str(value).strip()
+    if value == "auto":
+        return "auto"
+    if re.fullmatch(r"\d+", value):
+        return int(value)
+    if re.fullmatch(r"\d+(,\d+)*,?", value):
+        return [int(v) for v in value.split(",") if v]
+    raise UsageError(f"--devices {value!r}: use auto, a number, or a list like 0,1")
+
+
+def _version_number(path: Path) -> int:
+    return int(path.name.split("_")[-1]) if re.fullmatch(r"version_\d+", path.name) else -1
+
+
+def resolve_resume(opts: argparse.Namespace) -> tuple[Path | None, int | None]:
+    """The checkpoint to continue from and the run version it belongs to (or None)."""
+    if opts.resume is None:
+        return None, None
+    if opts.resume != "last":
+        ckpt = Path(opts.resume)
+        if not ckpt.is_file():
+            raise UsageError(f"--resume: checkpoint not found: {ckpt}")
+        version = _version_number(ckpt.parent)
+        return ckpt, (version if version >= 0 else None)
+    runs = sorted((p for p in (Path(opts.log_dir) / opts.exp_name).glob("version_*")
+                   if (p / "last.ckpt").is_file()), key=_version_number)
+    if not runs:
+        raise UsageError(f"--resume: no last.ckpt under {Path(opts.log_dir) / opts.exp_name}"
+                         "/version_*; pass the checkpoint file instead")
+    return runs[-1] / "last.ckpt", _version_number(runs[-1])
+
+
+class EpochReseed(Callback):
+    """Reseed Python, NumPy, torch and the training sampler from (seed, epoch) at the start of
+    every training epoch.
+
+    An epoch's samples and augmentations then depend only on (seed, epoch), not on what ran
+    before in the process: a run resumed from the end-of-epoch last.ckpt (after a crash or
+    `kill -9` during the next epoch) replays that epoch exactly as the uninterrupted run
+    does. The sampler gets its own generator because the global one is also drawn from when
+    Lightning creates the epoch's DataLoader iterator, which happens before this hook in the
+    first epoch of a process and after it in the others. Exact with --num_workers 0; worker
+    processes are persistent and keep the generators they were started with.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        epoch_seed = int(np.random.SeedSequence([self.seed, trainer.current_epoch])
+                         .generate_state(1)[0])
+        random.seed(epoch_seed)
+        np.random.seed(epoch_seed)
+        torch.manual_seed(epoch_seed)
+        sampler = getattr(trainer.train_dataloader, "sampler", None)
+        if sampler is not None and hasattr(sampler, "generator"):
+            sampler.generator = torch.Generator().manual_seed(epoch_seed)
+
+
+def train(opts: argparse.Namespace) -> int:
+    """Train with the parsed options of train.py (the dataset already checked); returns the
+    exit status."""
+    if not opts.no_malloc_tuning:
+        keep_freed_memory()  # before the first large tensor; see utils/allocator.py
+    resume_ckpt, resume_version = resolve_resume(opts)
+    if resume_ckpt is not None:
+        load_checkpoint(resume_ckpt)  # refuses unsafe or broken files before Lightning does
+    if opts.seed is not None:
+        pl.seed_everything(opts.seed, workers=True)
+
+    model = build_model(opts)
+    if opts.ckpt_path and resume_ckpt is None:
+        state = checkpoint_state_dict(load_checkpoint(opts.ckpt_path))
+        model.load_state_dict(state, strict=True)
+
+    datamodule = VideoDataModule(opts)
+    logger = TensorBoardLogger(save_dir=opts.log_dir, name=opts.exp_name,
+                               version=resume_version, default_hp_metric=False)
+    run_dir = Path(logger.log_dir)
+    checkpoint = ModelCheckpoint(dirpath=run_dir, filename="epoch={epoch}-val_loss={val_loss:.4f}",
+                                 auto_insert_metric_name=False, monitor="val_loss", mode="min",
+                                 save_top_k=3, save_last=True,
+                                 # a resumed run (even from a moved folder) keeps updating
+                                 # last.ckpt instead of starting last-v1.ckpt
+                                 enable_version_counter=False)
+    callbacks: list[Callback] = [checkpoint, TQDMProgressBar(refresh_rate=10)]
+    if opts.seed is not None:
+        callbacks.append(EpochReseed(opts.seed))
+    devices = parse_devices(opts.devices)
+    many = opts.num_nodes > 1 or (isinstance(devices, int) and devices > 1) or (
+        isinstance(devices, list) and len(devices) > 1)
+    trainer = pl.Trainer(
+        accelerator=opts.accelerator,
+        devices=devices,
+        num_nodes=opts.num_nodes,
+        # The networks keep heads that the loss never uses (ResNet fc, the disparity heads
+        # of scales 1-3, for checkpoint compatibility): DDP must be told, or it stops.
+        strategy="ddp_find_unused_parameters_true" if many else "auto",
+        precision=opts.precision,
+        max_epochs=opts.num_epochs,
+        max_steps=opts.max_steps,
+        limit_val_batches=(int(opts.limit_val_batches) if opts.limit_val_batches > 1
+                           else opts.limit_val_batches),
+        log_every_n_steps=opts.log_every_n_steps,
+        logger=logger,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        deterministic=opts.seed is not None and opts.accelerator == "cpu",
+        benchmark=opts.seed is None,
+        num_sanity_val_steps=1,
+    )
+    print(f"run directory: {run_dir}", flush=True)
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            trainer.fit(model, datamodule=datamodule,
+                        ckpt_path=str(resume_ckpt) if resume_ckpt else None, weights_only=True)
+    except NonFiniteLossError as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 1
+    print(f"checkpoints in {run_dir} (last: {run_dir / 'last.ckpt'})")
+    return 0
