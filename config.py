@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 import configargparse
 
 from datasets.registry import dataset_spec
-from options import GROUPS, own_fields
+from options import CHECKPOINT_SETTINGS, GROUPS, own_fields
 from utils.cli import OneLineConfigParser
 
 __all__ = ["finalize", "get_parser", "parse_options"]
@@ -60,9 +60,12 @@ def add_group(parser: configargparse.ArgumentParser, name: str,
 
 def get_parser(groups: Sequence[str] = TRAINING_GROUPS, description: str | None = None,
                parser: configargparse.ArgumentParser | None = None,
-               names: Collection[str] | None = None) -> configargparse.ArgumentParser:
+               names: Collection[str] | None = None,
+               from_checkpoint: bool = False) -> configargparse.ArgumentParser:
     """A parser with ``--config`` and the named option groups (only the options in
-    ``names`` when given: a tool lists the options it uses)."""
+    ``names`` when given: a tool lists the options it uses). ``from_checkpoint``: a tool
+    that runs a checkpoint; the options a checkpoint knows (CHECKPOINT_SETTINGS) then
+    default to None, meaning "the checkpoint's"."""
     if parser is None:
         parser = OneLineConfigParser(
             description=description,
@@ -75,6 +78,12 @@ def get_parser(groups: Sequence[str] = TRAINING_GROUPS, description: str | None 
                         help="config file of `key = value` lines (flags override it)")
     for name in groups:
         add_group(parser, name, names)
+    if from_checkpoint:
+        for action in parser._actions:
+            if action.dest in CHECKPOINT_SETTINGS:
+                action.default = None
+                action.help = (action.help.split(" (default:")[0]
+                               + " (default: the checkpoint's)")
     return parser
 
 

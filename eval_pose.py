@@ -16,15 +16,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from config import finalize, get_parser
+from config import get_parser
 from utils.cli import run_main
 from utils.errors import UsageError
 from utils.io import write_atomic
 
+OPTIONS = ("dataset_dir", "dataset_name", "img_height", "img_width", "model_version",
+           "resnet_layers", "ckpt_path", "device", "infer_batch_size", "infer_precision",
+           "output_json")
+
 
 def build_parser():
-    parser = get_parser(("data", "model", "runtime", "evaluation"),
-                        description=__doc__.split("\n")[0])
+    parser = get_parser(("data", "model", "runtime", "evaluation"), __doc__.split("\n")[0],
+                        names=OPTIONS, from_checkpoint=True)
     g = parser.add_argument_group("pose evaluation")
     g.add_argument("--scene", nargs="+", action="extend", default=None, metavar="NAME",
                    help="scene folders under DATASET/training to evaluate (or paths to "
@@ -36,7 +40,7 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = finalize(build_parser().parse_args(argv))
+    opts = build_parser().parse_args(argv)
     if not opts.dataset_dir:
         raise UsageError("--dataset_dir is required")
     if not opts.ckpt_path:
@@ -54,12 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from tools.predictor import Predictor
 
     scenes = find_scenes(Path(opts.dataset_dir), opts.scene)
-    predictor = Predictor.from_checkpoint(opts.ckpt_path, opts.device, opts.infer_precision,
-                                          opts.img_height, opts.img_width)
-    results = [evaluate_scene(predictor, scene, opts.dataset_name, opts.infer_batch_size)
+    predictor, settings = Predictor.from_options(opts)
+    print("\n".join([*settings.notes, f"{opts.ckpt_path}: {settings.describe()}"]), flush=True)
+    results = [evaluate_scene(predictor, scene, settings.dataset_name, opts.infer_batch_size)
                for scene in scenes]
-    print(f"checkpoint: {opts.ckpt_path}  ({predictor.model.opts.model_version}, "
-          f"{len(results)} scene(s), input {predictor.height}x{predictor.width})")
     print(format_results(results))
     if opts.plot:
         plot_trajectories(results, Path(opts.plot))

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from config import finalize, get_parser
+from config import get_parser
 from utils.cli import run_main
 from utils.errors import UsageError
 from utils.io import write_atomic
@@ -29,7 +29,8 @@ FORMATS = ("torchscript", "onnx")
 
 
 def build_parser():
-    parser = get_parser(("data", "model"), description=__doc__.split("\n")[0])
+    parser = get_parser(("data", "model"), __doc__.split("\n")[0],
+                        names=("img_height", "img_width", "ckpt_path"), from_checkpoint=True)
     g = parser.add_argument_group("export")
     g.add_argument("--output_dir", type=str, default=None,
                    help="where to write the exported models")
@@ -40,7 +41,7 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = finalize(build_parser().parse_args(argv))
+    opts = build_parser().parse_args(argv)
     if not opts.ckpt_path:
         raise UsageError("--ckpt_path is required")
     if not opts.output_dir:
@@ -49,19 +50,22 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from models.depth_net import MIN_INPUT_SIZE
-    from systems import load_from_checkpoint
     from tools.export import TOLERANCE, export_onnx, export_torchscript
+    from tools.predictor import Predictor
 
-    if min(opts.img_height, opts.img_width) < MIN_INPUT_SIZE:
-        raise UsageError(f"--img_height and --img_width must be at least {MIN_INPUT_SIZE}")
-    model = load_from_checkpoint(opts.ckpt_path, "cpu")
+    for flag in ("img_height", "img_width"):
+        if getattr(opts, flag) is not None and getattr(opts, flag) < MIN_INPUT_SIZE:
+            raise UsageError(f"--{flag} must be at least {MIN_INPUT_SIZE}")
+    opts.device, opts.infer_precision = "cpu", "32"
+    predictor, settings = Predictor.from_options(opts)
+    print("\n".join([*settings.notes, f"{opts.ckpt_path}: {settings.describe()}"]), flush=True)
     # The frozen copy test.py and inference.py run (BatchNorm folded, channels_last): its
     # trace is faster than the training network's (docs/performance.md).
-    net = model.inference_net("32")
+    net, model = predictor.net, predictor.model
     out = Path(opts.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
-    size = (3, opts.img_height, opts.img_width)
+    size = (3, predictor.height, predictor.width)
     example = torch.randn((1, *size), generator=gen)
     # A different input, with another batch size, so a trace that baked in its example fails.
     check_input = torch.randn((2, *size), generator=gen)
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             "resnet_layers": model.opts.resnet_layers,
             "input": {"shape": ["B", *size], "dtype": "float32",
                       "normalisation": "(rgb / 255 - 0.45) / 0.225 per channel"},
-            "output": {"shape": ["B", 1, opts.img_height, opts.img_width],
+            "output": {"shape": ["B", 1, predictor.height, predictor.width],
                        "meaning": "depth in network units (scale unknown)"},
             "exports": report}
     write_atomic(out / "export.json", json.dumps(info, indent=2).encode())

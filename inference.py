@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from config import parse_options
+from config import get_parser
+from options import InferenceOptions
 from utils.cli import run_main
 from utils.errors import UsageError
 
@@ -77,9 +78,13 @@ def input_intrinsics(opts: argparse.Namespace) -> np.ndarray | None:
     return None
 
 
+OPTIONS = ("img_height", "img_width", "ckpt_path", "device", "infer_batch_size",
+           "infer_precision", *InferenceOptions.__dataclass_fields__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    opts = parse_options(argv, ("data", "model", "runtime", "inference"),
-                         description=__doc__.split("\n")[0])
+    opts = get_parser(("data", "model", "runtime", "inference"), __doc__.split("\n")[0],
+                      names=OPTIONS, from_checkpoint=True).parse_args(argv)
     check_options(opts)
     K_input = input_intrinsics(opts)
 
@@ -94,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         frames, total, fps = video_frames(Path(opts.input_video))
     else:
         frames, total = folder_frames(Path(opts.input_dir))
-    predictor = Predictor.from_checkpoint(opts.ckpt_path, opts.device, opts.infer_precision,
-                                          opts.img_height, opts.img_width)
+    predictor, settings = Predictor.from_options(opts)
+    print("\n".join([*settings.notes, f"{opts.ckpt_path}: {settings.describe()}"]), flush=True)
     out = Path(opts.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if opts.save_video:

@@ -20,6 +20,7 @@ from typing import Any
 from datasets.registry import DATASET_NAMES
 
 __all__ = [
+    "CHECKPOINT_SETTINGS",
     "GROUPS",
     "PRECISIONS",
     "DataOptions",
@@ -33,6 +34,11 @@ __all__ = [
     "option",
     "training_options",
 ]
+
+# What a checkpoint knows of its training: a tool that runs a checkpoint takes these from it
+# unless the user gives them (tools.predictor).
+CHECKPOINT_SETTINGS = ("model_version", "resnet_layers", "dataset_name", "img_height",
+                       "img_width")
 
 # Precision names (Lightning's): utils.runtime maps them to dtypes.
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")

@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from config import parse_options
+from config import get_parser
 from utils.cli import run_main
 from utils.errors import UsageError
 from utils.io import write_atomic
 
+OPTIONS = ("dataset_dir", "dataset_name", "img_height", "img_width", "num_workers",
+           "model_version", "resnet_layers", "ckpt_path", "device", "infer_batch_size",
+           "infer_precision", "output_json")
+
 
 def main(argv: list[str] | None = None) -> int:
-    opts = parse_options(argv, ("data", "model", "runtime", "evaluation"),
-                         description=__doc__.split("\n")[0])
+    opts = get_parser(("data", "model", "runtime", "evaluation"), __doc__.split("\n")[0],
+                      names=OPTIONS, from_checkpoint=True).parse_args(argv)
     if not opts.dataset_dir:
         raise UsageError("--dataset_dir is required")
     if not opts.ckpt_path:
@@ -30,15 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     from tools.evaluation import evaluate_test_set
     from tools.predictor import Predictor
 
+    predictor, settings = Predictor.from_options(opts)
+    print("\n".join([*settings.notes, f"{opts.ckpt_path}: {settings.describe()}"]), flush=True)
+    opts.dataset_name = settings.dataset_name
     check_dataset(opts, stage="test")
-    predictor = Predictor.from_checkpoint(opts.ckpt_path, opts.device, opts.infer_precision,
-                                          opts.img_height, opts.img_width)
-    results = evaluate_test_set(predictor.depth, opts.dataset_dir, opts.dataset_name,
+    results = evaluate_test_set(predictor.depth, opts.dataset_dir, settings.dataset_name,
                                 predictor.height, predictor.width, opts.infer_batch_size,
                                 opts.num_workers)
-    hp = predictor.model.opts
-    print(f"checkpoint: {opts.ckpt_path}  ({hp.model_version}, ResNet-{hp.resnet_layers}, "
-          f"{results['num_images']} images)")
+    print(f"{results['num_images']} test images")
     print(format_table(results))
     if opts.output_json:
         write_atomic(Path(opts.output_json), json.dumps(results, indent=2))

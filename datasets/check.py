@@ -82,9 +82,10 @@ def _reach(opts: argparse.Namespace) -> int:
 def check_dataset(opts: argparse.Namespace, stage: str) -> DatasetSummary:
     """Check the dataset of ``opts`` and count what a run will use.
 
-    ``stage``: "train" (``training/``: the scenes of train.txt and val.txt) or "test"
-    (``testing/``). Uses ``dataset_dir``, ``dataset_name``, ``model_version`` (v3 needs
-    priors), ``sequence_length``, ``skip_frames``, ``use_frame_index`` and ``val_mode``.
+    ``stage``: "train" (``training/``: the scenes of train.txt and val.txt; uses
+    ``dataset_dir``, ``dataset_name``, ``model_version`` (v3 needs priors),
+    ``sequence_length``, ``skip_frames``, ``use_frame_index`` and ``val_mode``) or "test"
+    (``testing/``; uses ``dataset_dir`` and ``dataset_name``).
     Raises DatasetError (one line, naming the file or scene) at the first problem.
     """
     if not opts.dataset_dir:
@@ -92,16 +93,16 @@ def check_dataset(opts: argparse.Namespace, stage: str) -> DatasetSummary:
     root = Path(opts.dataset_dir)
     if not root.is_dir():
         raise DatasetError(f"--dataset_dir: not a folder: {root}")
-    sequence_length = opts.sequence_length
-    if sequence_length < 3 or sequence_length % 2 == 0:
-        raise DatasetError(f"--sequence_length must be odd and >= 3, got {sequence_length}")
-    if opts.skip_frames < 1:
-        raise DatasetError(f"--skip_frames must be >= 1, got {opts.skip_frames}")
     summary = DatasetSummary()
     if stage == "train":
+        if opts.sequence_length < 3 or opts.sequence_length % 2 == 0:
+            raise DatasetError(f"--sequence_length must be odd and >= 3, "
+                               f"got {opts.sequence_length}")
+        if opts.skip_frames < 1:
+            raise DatasetError(f"--skip_frames must be >= 1, got {opts.skip_frames}")
         _check_training(root / "training", opts, summary)
     elif stage == "test":
-        _check_testing(root / "testing", opts, summary)
+        _check_testing(root / "testing", opts.dataset_name, summary)
     else:
         raise ValueError(f"unknown check stage {stage!r} (train or test)")
     return summary
@@ -176,7 +177,7 @@ def _check_training(training: Path, opts: argparse.Namespace, summary: DatasetSu
         raise DatasetError(f"no validation frames in the scenes of {training / 'val.txt'}")
 
 
-def _check_testing(testing: Path, opts: argparse.Namespace, summary: DatasetSummary) -> None:
+def _check_testing(testing: Path, dataset_name: str, summary: DatasetSummary) -> None:
     color = testing / "color"
     if not color.is_dir():
         raise DatasetError(f"missing folder {color} (expected DATASET/testing/color)")
@@ -184,7 +185,7 @@ def _check_testing(testing: Path, opts: argparse.Namespace, summary: DatasetSumm
     if not images:
         raise DatasetError(f"no images in {color}")
     _check_images(images)
-    pair_by_name(images, testing / "depth", gt_depth_suffixes(opts.dataset_name),
+    pair_by_name(images, testing / "depth", gt_depth_suffixes(dataset_name),
                  "ground-truth depth")
     seg_dir = testing / "seg_mask"
     if seg_dir.is_dir():

@@ -44,12 +44,11 @@ from datasets.formats import (  # noqa: E402
 from datasets.transforms import Compose, Resize, ToTensor  # noqa: E402
 from geometry import euler2mat, mat2euler  # noqa: E402
 from geometry.alignment import rotation_angle  # noqa: E402
-from systems import SCDepthV2, load_from_checkpoint  # noqa: E402
-from tools.predictor import checkpoint_size  # noqa: E402
+from systems import SCDepthV2  # noqa: E402
+from tools.predictor import Predictor  # noqa: E402
 from utils.cli import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 from utils.io import write_atomic  # noqa: E402
-from utils.runtime import resolve_device  # noqa: E402
 
 
 def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
@@ -111,19 +110,20 @@ def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
 def main(argv: list[str] | None = None) -> int:
     parser = get_parser(("data", "model", "runtime", "evaluation"), __doc__.split("\n")[0],
                         names=("dataset_dir", "skip_frames", "img_height", "img_width",
-                               "ckpt_path", "device", "output_json"))
+                               "ckpt_path", "device", "output_json"), from_checkpoint=True)
     parser.add_argument("--split", default="val", choices=("val", "train"),
                         help="scenes of training/val.txt or training/train.txt")
     args = parser.parse_args(argv)
     if not args.ckpt_path or not args.dataset_dir:
         raise UsageError("--ckpt_path (a V2 checkpoint) and --dataset_dir are required")
 
-    model = load_from_checkpoint(args.ckpt_path, resolve_device(args.device))
+    args.infer_precision = "32"
+    predictor, settings = Predictor.from_options(args)
+    model = predictor.model
     if not isinstance(model, SCDepthV2):
         raise UsageError(f"{args.ckpt_path} is a {model.opts.model_version} checkpoint "
                          "without the auto-rectify network (need v2)")
-    trained = checkpoint_size(model)
-    height, width = args.img_height or trained[0], args.img_width or trained[1]
+    height, width = settings.img_height, settings.img_width
     scenes = scene_dirs(Path(args.dataset_dir) / "training", f"{args.split}.txt")
     results = evaluate(model, scenes, height, width, args.skip_frames, model.device)
     deg = 180.0 / math.pi

@@ -18,6 +18,7 @@ from systems.v1 import NonFiniteLossError, SCDepthV1, StepContext
 from systems.v2 import SCDepthV2
 from systems.v3 import SCDepthV3
 from utils.checkpoint import (
+    CheckpointError,
     checkpoint_hparams,
     checkpoint_state_dict,
     infer_model_version,
@@ -26,7 +27,8 @@ from utils.checkpoint import (
 )
 
 __all__ = ["SYSTEMS", "NonFiniteLossError", "SCDepthV1", "SCDepthV2", "SCDepthV3",
-           "StepContext", "build_model", "load_from_checkpoint", "system_class"]
+           "StepContext", "build_model", "load_from_checkpoint", "model_from_checkpoint",
+           "system_class"]
 
 SYSTEMS: dict[str, type[SCDepthV1]] = {"v1": SCDepthV1, "v2": SCDepthV2, "v3": SCDepthV3}
 
@@ -47,16 +49,39 @@ def build_model(opts: argparse.Namespace | Mapping[str, Any] | TrainingOptions) 
 
 
 def load_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                         overrides: Mapping[str, Any] | None = None) -> SCDepthV1:
-    """Build the right version from a checkpoint (ours or a published one) and load it
-    strictly, in eval mode. The architecture is read from the file, not from command-line
-    defaults; ``overrides`` replace stored options that do not change the networks."""
-    ckpt = load_checkpoint(path, map_location="cpu")
+                         overrides: Mapping[str, Any] | None = None,
+                         model_version: str | None = None) -> SCDepthV1:
+    """Build the right version from a checkpoint file (ours or a published one) and load it
+    strictly, in eval mode (:func:`model_from_checkpoint`)."""
+    return model_from_checkpoint(load_checkpoint(path, map_location="cpu"), path,
+                                 map_location, overrides, model_version)
+
+
+def model_from_checkpoint(ckpt: dict, path: str | Path, map_location: str | torch.device = "cpu",
+                          overrides: Mapping[str, Any] | None = None,
+                          model_version: str | None = None) -> SCDepthV1:
+    """The system of a loaded checkpoint (``utils.checkpoint.load_checkpoint``; ``path``
+    names it in errors), loaded strictly, in eval mode.
+
+    The architecture is read from the file, not from command-line defaults: the version
+    from its options (or its weights), the encoder depth from its weights. ``model_version``
+    asks for another version; it is honoured when the weights fit it (V1 and V3 share their
+    networks), else a CheckpointError says what the file holds. ``overrides`` replace stored
+    options that do not change the networks.
+    """
+    stored = infer_model_version(ckpt)
     hp = checkpoint_hparams(ckpt)
     hp.update(overrides or {})
-    hp.update(model_version=infer_model_version(ckpt), resnet_layers=infer_resnet_layers(ckpt),
+    hp.update(model_version=model_version or stored, resnet_layers=infer_resnet_layers(ckpt),
               no_pretrain=True, encoder_weights=None)
     model = build_model(hp)
-    model.load_state_dict(checkpoint_state_dict(ckpt), strict=True)
+    try:
+        model.load_state_dict(checkpoint_state_dict(ckpt), strict=True)
+    except RuntimeError as err:
+        detail = str(err).splitlines()[0] if str(err) else "the weights do not fit"
+        what = (f"a {stored} model, which cannot be loaded as {model_version}"
+                if model_version and model_version != stored else "weights that do not fit "
+                f"SC-Depth {stored} with ResNet-{hp['resnet_layers']}")
+        raise CheckpointError(f"{path} holds {what} ({detail})") from None
     model.apply_fast_path()
     return model.to(map_location).eval()

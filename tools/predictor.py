@@ -9,7 +9,9 @@ training, batched, predicted, and, if asked, resized back to each image's size.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -20,11 +22,74 @@ import torch
 from datasets.formats import normalize_image
 from datasets.registry import dataset_spec
 from datasets.transforms import Resize
-from systems import SCDepthV1, load_from_checkpoint
+from options import CHECKPOINT_SETTINGS
+from systems import SCDepthV1, model_from_checkpoint
+from utils.checkpoint import (
+    checkpoint_hparams,
+    infer_model_version,
+    infer_resnet_layers,
+    load_checkpoint,
+)
+from utils.errors import UsageError
 from utils.runtime import check_precision, resolve_device
 
-__all__ = ["BatchPredictor", "Predictor", "batched", "checkpoint_size", "resize_depth",
-           "stream"]
+__all__ = ["CHECKPOINT_SETTINGS", "BatchPredictor", "Predictor", "Settings", "batched",
+           "checkpoint_settings", "resize_depth", "stream"]
+
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings of a tool run on a checkpoint, and the notes on where the
+    user's differ from the checkpoint's."""
+
+    model_version: str
+    resnet_layers: int
+    dataset_name: str
+    img_height: int
+    img_width: int
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return (f"SC-Depth {self.model_version}, ResNet-{self.resnet_layers}, dataset "
+                f"{self.dataset_name}, input {self.img_height}x{self.img_width}")
+
+
+def checkpoint_settings(ckpt: dict) -> dict[str, Any]:
+    """What a loaded checkpoint says of CHECKPOINT_SETTINGS: its version and encoder depth
+    (from its options or its weights), its dataset, and the size it was trained at (its
+    dataset's training size when it does not store one; None where nothing says)."""
+    hp = checkpoint_hparams(ckpt)
+    name = hp.get("dataset_name")
+    default = dataset_spec(name).train_size if name else (None, None)
+    return {"model_version": infer_model_version(ckpt),
+            "resnet_layers": infer_resnet_layers(ckpt), "dataset_name": name,
+            "img_height": hp.get("img_height") or default[0],
+            "img_width": hp.get("img_width") or default[1]}
+
+
+def resolve_settings(stored: dict[str, Any], given: dict[str, Any]) -> Settings:
+    """The user's value of each setting where given (with a note when it differs from the
+    checkpoint's), else the checkpoint's; a dataset neither says is kitti, the papers'
+    default, and its training size."""
+    values, notes = {}, []
+    for name in CHECKPOINT_SETTINGS:
+        mine, theirs = given.get(name), stored.get(name)
+        if name == "resnet_layers" and mine is not None and mine != theirs:
+            raise UsageError(f"--resnet_layers {mine}: the checkpoint holds a ResNet-{theirs} "
+                             "DepthNet")
+        if mine is not None and theirs is not None and mine != theirs:
+            notes.append(f"note: --{name} {mine} differs from the checkpoint's {theirs}; "
+                         f"using {mine}")
+        values[name] = mine if mine is not None else theirs
+    if values["dataset_name"] is None:
+        values["dataset_name"] = "kitti"
+        notes.append("note: the checkpoint does not name its dataset; using kitti "
+                     "(give --dataset_name)")
+    size = dataset_spec(values["dataset_name"]).train_size
+    values["img_height"] = int(values["img_height"] or size[0])
+    values["img_width"] = int(values["img_width"] or size[1])
+    return Settings(**values, notes=tuple(notes))
 
 T = TypeVar("T")
 
@@ -65,13 +130,27 @@ class Predictor:
                         precision: str = "32", height: int | None = None,
                         width: int | None = None) -> Predictor:
         """Load ``path`` (ours or a published checkpoint) onto ``device``; the input size is
-        ``height × width`` when given, else the size the checkpoint was trained at (its
-        dataset's training size if it does not say)."""
+        ``height × width`` when given, else the size the checkpoint was trained at."""
+        predictor, _ = cls.from_options(argparse.Namespace(
+            ckpt_path=path, device=device, infer_precision=precision, img_height=height,
+            img_width=width))
+        return predictor
+
+    @classmethod
+    def from_options(cls, opts: argparse.Namespace) -> tuple[Predictor, Settings]:
+        """The Predictor of a tool's options (``ckpt_path``, ``device``, ``infer_precision``
+        and any of CHECKPOINT_SETTINGS, None where not given) and its effective settings:
+        what the user gave, else what the checkpoint says."""
+        device = opts.device
         device = resolve_device(device) if isinstance(device, str) else device
-        check_precision(precision, device)  # before the (slow) load
-        model = load_from_checkpoint(path, device)
-        trained = checkpoint_size(model)
-        return cls(model, height or trained[0], width or trained[1], precision)
+        check_precision(opts.infer_precision, device)  # before the (slow) load
+        ckpt = load_checkpoint(opts.ckpt_path, map_location="cpu")
+        given = {name: getattr(opts, name, None) for name in CHECKPOINT_SETTINGS}
+        settings = resolve_settings(checkpoint_settings(ckpt), given)
+        model = model_from_checkpoint(ckpt, opts.ckpt_path, device,
+                                      model_version=given["model_version"])
+        predictor = cls(model, settings.img_height, settings.img_width, opts.infer_precision)
+        return predictor, settings
 
     def prepare(self, image: np.ndarray) -> torch.Tensor:
         """RGB ``[H,W,3]`` float 0..255 -> the network input ``[3,h,w]``, resized
@@ -96,14 +175,6 @@ class Predictor:
         if resolution == "network":
             return list(depth)
         return [resize_depth(d, *img.shape[:2]) for d, img in zip(depth, images)]
-
-
-def checkpoint_size(model: SCDepthV1) -> tuple[int, int]:
-    """The input size a system was trained at: its stored ``img_height``/``img_width``, else
-    its dataset's training size."""
-    opts = model.opts
-    default = dataset_spec(opts.dataset_name).train_size
-    return (opts.img_height or default[0], opts.img_width or default[1])
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:

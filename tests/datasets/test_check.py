@@ -240,13 +240,12 @@ def test_bad_frame_index(data: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert_user_error(code, err, str(index), "out of range")
 
 
-def test_missing_test_ground_truth_through_test_py(data: Path,
+def test_missing_test_ground_truth_through_test_py(data: Path, ckpt: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     (data / "testing" / "depth" / "0001.png").unlink()
-    # the check runs before the checkpoint is loaded, so a missing one is not reached
     code, _, err = run_script(test_script.main, "test.py",
                               ["--dataset_dir", str(data), "--dataset_name", "synthetic",
-                               "--ckpt_path", str(data / "none.ckpt")], capsys)
+                               "--ckpt_path", str(ckpt), "--device", "cpu"], capsys)
     assert code == 2
     assert err.startswith("test.py: error: ") and len(err.strip().splitlines()) == 1
     assert str(data / "testing" / "color" / "0001.jpg") in err

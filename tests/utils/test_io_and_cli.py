@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, run_tool
 
-from utils.cli import OneLineParser, UsageError, report_user_errors
+from utils.cli import OneLineParser, report_user_errors
+from utils.errors import UsageError
 from utils.io import write_atomic
 
 
@@ -17,6 +21,34 @@ def test_write_atomic_replaces_text_and_bytes(tmp_path: Path) -> None:
     write_atomic(target, b"\x00\x01")
     assert target.read_bytes() == b"\x00\x01"
     assert sorted(p.name for p in target.parent.iterdir()) == ["frame_index.txt"]
+
+
+def test_write_atomic_follows_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        assert stat.S_IMODE(write_atomic(tmp_path / "a.txt", "x").stat().st_mode) == 0o644
+        os.umask(0o077)
+        assert stat.S_IMODE(write_atomic(tmp_path / "b.txt", "x").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_inference_outputs_are_0644_under_umask_022(ckpt: Path, tmp_path: Path) -> None:
+    images = tmp_path / "in"
+    images.mkdir()
+    (images / "a.jpg").write_bytes((ROOT / "demo" / "input" / "00.jpg").read_bytes())
+    old = os.umask(0o022)
+    try:
+        assert run_tool("inference", [
+            "--input_dir", str(images), "--output_dir", str(tmp_path / "out"), "--ckpt_path",
+            str(ckpt), "--device", "cpu", "--img_height", "64", "--img_width", "80",
+            "--save_vis", "--save_depth", "--save_png16", "--save_ply", "--fx", "50",
+            "--fy", "50", "--cx", "40", "--cy", "30"]) == 0
+    finally:
+        os.umask(old)
+    written = sorted((tmp_path / "out").iterdir())
+    assert [p.suffix for p in written] == [".jpg", ".npy", ".ply", ".png"]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o644}
 
 
 def test_write_atomic_failure_keeps_the_old_file(tmp_path: Path) -> None:
