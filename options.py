@@ -138,6 +138,12 @@ class TrainOptions:
     num_epochs: int = option(100, "number of epochs")
     max_steps: int = option(-1, "stop after this many optimizer steps (-1: no limit)")
     lr: float = option(1e-4, "Adam learning rate")
+    val_every_n_steps: int | None = option(
+        None, "also validate (and keep the best checkpoints) every n optimizer steps "
+        "(default: at the end of each epoch and of --max_steps)")
+    ckpt_every_n_steps: int = option(
+        250, "write last.ckpt every n optimizer steps, so that a crash loses at most that "
+        "many (0: only at validation); SIGTERM and Ctrl-C write it before stopping")
     val_mode: str = option(
         "depth", "validate with ground-truth depth (AbsRel) or with the photometric loss "
         "(videos without ground truth)", choices=("depth", "photo"))

@@ -3,41 +3,97 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from lightning_fabric.utilities.seed import pl_worker_init_function
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datasets.formats import DatasetError
 from datasets.transforms import Compose, RandomHorizontalFlip, RandomScaleCrop, Resize, ToTensor
 from datasets.video_folder import TrainFolder, ValidationDepthSet
 
-__all__ = ["VideoDataModule"]
+__all__ = ["EpochSampler", "ResumableLoader", "VideoDataModule"]
 
 
-class _DrawsForAllProcesses(Sampler[int]):
-    """``num_samples`` indices in ``0..size-1`` drawn uniformly with replacement.
+class EpochSampler(Sampler[int]):
+    """``num_samples`` indices in ``0..size-1`` drawn uniformly with replacement, from a
+    generator seeded by ``(seed, epoch)``.
+
+    The draws of an epoch are the same in any process, so a run resumed in the middle of an
+    epoch goes on with the batches the interrupted run would have drawn (``skip`` leaves out
+    those already trained on; ``len`` stays the epoch's, as Lightning counts the epoch).
+    Lightning calls :meth:`set_epoch` before each epoch; where it cannot (under DDP it wraps
+    this sampler and splits its draws between the processes) each new iteration moves to the
+    next epoch itself. Sized for all processes: each gets ``batch_size × epoch_size``.
 
     Deliberately not a ``RandomSampler``: under DDP Lightning replaces a RandomSampler by a
     ``DistributedSampler`` over the whole dataset (one pass per epoch, ``epoch_size``
-    ignored), while any other sampler is wrapped and its draws are split between the
-    processes. Sized for all processes, each gets ``batch_size × epoch_size`` samples.
+    ignored).
     """
 
-    def __init__(self, size: int, num_samples: int) -> None:
-        self.size = int(size)
-        self.num_samples = int(num_samples)
+    def __init__(self, size: int, num_samples: int, seed: int) -> None:
+        self.size, self.num_samples, self.seed = int(size), int(num_samples), int(seed)
+        self.epoch = 0
+        self.skip = 0  # draws of the current epoch already used (a resumed run)
+        self._used = False
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.skip = int(epoch), 0
+        self._used = False
 
     def __len__(self) -> int:
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
-        # seeded from the global RNG like RandomSampler (seed_everything makes it repeatable)
-        seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        generator = torch.Generator().manual_seed(seed)
-        return iter(torch.randint(self.size, (self.num_samples,), generator=generator).tolist())
+        if self._used:  # iterated again without set_epoch: the next epoch
+            self.epoch, self.skip = self.epoch + 1, 0
+        self._used = True
+        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(2)
+        generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        draws = torch.randint(self.size, (self.num_samples,), generator=generator).tolist()
+        skip, self.skip = self.skip, 0
+        return iter(draws[skip:])
+
+
+class ResumableLoader(DataLoader):
+    """The training loader, resumable in the middle of an epoch (Lightning stores its
+    ``state_dict`` in every checkpoint and loads it before the loader is iterated again).
+
+    ``batches_done`` (batches of the current epoch trained on) is kept up to date by the
+    trainer (``tools.training``); ``samples_per_batch`` counts the draws of one optimizer
+    step over all processes.
+    """
+
+    def __init__(self, *args: object, samples_per_batch: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.samples_per_batch = samples_per_batch
+        self.batches_done = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.sampler.seed, "epoch": self.sampler.epoch,
+                "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        sampler: EpochSampler = self.sampler
+        sampler.seed, sampler.epoch = state["seed"], state["epoch"]
+        sampler.skip = state["batches_done"] * self.samples_per_batch
+        sampler._used = False
+        self.batches_done = state["batches_done"]
+
+
+def _init_worker(worker_id: int) -> None:
+    """Seed a loader worker's Python, NumPy and torch generators apart from the others
+    (Lightning's worker seeding: a forked worker would otherwise repeat its siblings'
+    augmentations), and leave Ctrl-C to the main process, which stops training cleanly
+    (``tools.training``): a worker killed by it would end the run with a traceback."""
+    pl_worker_init_function(worker_id)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -61,6 +117,9 @@ class VideoDataModule(pl.LightningDataModule):
         self.with_prior = opts.model_version == "v3"
         # decoded frames kept per process (each loader worker has its own cache)
         self.cache_frames = opts.cache_frames
+        # the training draws: --seed, else drawn once (a resumed run reads it back)
+        self.seed = opts.seed if opts.seed is not None else int(np.random.SeedSequence()
+                                                                 .generate_state(1)[0])
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
@@ -105,22 +164,23 @@ class VideoDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset, batch_size: int, **kwargs: object) -> DataLoader:
         workers = int(self.opts.num_workers)
         return DataLoader(dataset, batch_size=batch_size, num_workers=workers,
-                          persistent_workers=workers > 0,
+                          persistent_workers=workers > 0, worker_init_fn=_init_worker,
                           pin_memory=torch.cuda.is_available(), **kwargs)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableLoader:
         if self.train_set is None:
             self.setup("fit")
-        num_samples = self.opts.batch_size * self.opts.epoch_size
         world = int(getattr(self.trainer, "world_size", 1) or 1) if self.trainer else 1
-        if world > 1:
-            # DDP: draw for all processes; Lightning shards the draws (epoch_size per process)
-            sampler: Sampler[int] = _DrawsForAllProcesses(len(self.train_set),
-                                                          num_samples * world)
-        else:
-            sampler = RandomSampler(self.train_set, replacement=True, num_samples=num_samples)
-        return self._loader(self.train_set, self.opts.batch_size, sampler=sampler,
-                            drop_last=True)
+        # DDP: draw for all processes; Lightning shards the draws (epoch_size per process)
+        sampler = EpochSampler(len(self.train_set),
+                               self.opts.batch_size * self.opts.epoch_size * world, self.seed)
+        workers = int(self.opts.num_workers)
+        return ResumableLoader(self.train_set, batch_size=self.opts.batch_size,
+                               sampler=sampler, drop_last=True, num_workers=workers,
+                               persistent_workers=workers > 0,
+                               pin_memory=torch.cuda.is_available(),
+                               worker_init_fn=_init_worker,
+                               samples_per_batch=self.opts.batch_size * world)
 
     def val_dataloader(self) -> DataLoader:
         if self.val_set is None:

@@ -6,13 +6,20 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from datasets.data_module import VideoDataModule
@@ -26,7 +33,8 @@ from utils.checkpoint import (
 )
 from utils.errors import UsageError
 
-__all__ = ["EpochReseed", "parse_devices", "resolve_resume", "train"]
+__all__ = ["EpochReseed", "NoLostWork", "TrainingInterruptedError", "parse_devices",
+           "resolve_resume", "train"]
 
 
 def parse_devices(value: str) -> int | list[int] | str:
@@ -64,16 +72,13 @@ def resolve_resume(opts: argparse.Namespace) -> tuple[Path | None, int | None]:
 
 
 class EpochReseed(Callback):
-    """Reseed Python, NumPy, torch and the training sampler from (seed, epoch) at the start of
-    every training epoch.
+    """Reseed Python, NumPy and torch from (seed, epoch) at the start of every training epoch.
 
-    An epoch's samples and augmentations then depend only on (seed, epoch), not on what ran
-    before in the process: a run resumed from the end-of-epoch last.ckpt (after a crash or
-    `kill -9` during the next epoch) replays that epoch exactly as the uninterrupted run
-    does. The sampler gets its own generator because the global one is also drawn from when
-    Lightning creates the epoch's DataLoader iterator, which happens before this hook in the
-    first epoch of a process and after it in the others. Exact with --num_workers 0; worker
-    processes are persistent and keep the generators they were started with.
+    An epoch's augmentations then depend only on (seed, epoch), not on what ran before in
+    the process: a run resumed from an end-of-epoch last.ckpt replays the next epoch exactly
+    as the uninterrupted run does (the draws of the samples themselves come from
+    ``datasets.data_module.EpochSampler``). Exact with --num_workers 0; worker processes are
+    persistent and keep the generators they were started with.
     """
 
     def __init__(self, seed: int) -> None:
@@ -85,9 +90,85 @@ class EpochReseed(Callback):
         random.seed(epoch_seed)
         np.random.seed(epoch_seed)
         torch.manual_seed(epoch_seed)
-        sampler = getattr(trainer.train_dataloader, "sampler", None)
-        if sampler is not None and hasattr(sampler, "generator"):
-            sampler.generator = torch.Generator().manual_seed(epoch_seed)
+
+
+class TrainingInterruptedError(Exception):
+    """SIGTERM or Ctrl-C stopped training after last.ckpt was written."""
+
+
+class NoLostWork(Callback):
+    """What keeps a run's work when it is stopped early or cut short.
+
+    - last.ckpt every ``every_n_steps`` optimizer steps (0: only when validating);
+    - on SIGTERM (a scheduler's time limit) or Ctrl-C: last.ckpt at the end of the current
+      step, then :class:`TrainingInterruptedError` (a second Ctrl-C stops at once);
+    - when ``--max_steps`` ends training in the middle of an epoch: a validation first, so
+      that there are ``val/*`` figures and a best checkpoint;
+    - the training loader learns how many batches of the epoch are done, which every
+      checkpoint stores, so that ``--resume`` continues mid-epoch with the right epoch,
+      step and draws (``datasets.data_module.ResumableLoader``).
+    """
+
+    def __init__(self, last_path: Path, every_n_steps: int) -> None:
+        self.last_path, self.every_n_steps = last_path, every_n_steps
+        self.signal: str | None = None
+        self.saved_step: int | None = None  # where last.ckpt stopped after a signal
+        self._previous: dict[int, object] = {}
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C
+        self.signal = signal.Signals(signum).name
+        print(f"\n{self.signal}: stopping after this step (last.ckpt is written first)",
+              file=sys.stderr, flush=True)
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._request_stop)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule,
+                             batch: object, batch_idx: int) -> None:
+        # the previous step is logged by now: stop before this one
+        self.raise_if_stopped()
+
+    def raise_if_stopped(self) -> None:
+        if self.saved_step is not None:
+            raise TrainingInterruptedError(
+                f"{self.signal} at step {self.saved_step}; {self.last_path} written: "
+                "continue with --resume")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        loader = trainer.train_dataloader
+        if hasattr(loader, "batches_done") and not trainer.fit_loop.restarting:
+            loader.batches_done = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule,
+                           outputs: object, batch: object, batch_idx: int) -> None:
+        loader = trainer.train_dataloader
+        if hasattr(loader, "batches_done"):
+            loader.batches_done = batch_idx + 1
+        step = trainer.global_step
+        if self.signal is not None and self.saved_step is None:
+            trainer.save_checkpoint(self.last_path)
+            self.saved_step = step
+        elif self.every_n_steps > 0 and step % self.every_n_steps == 0:
+            trainer.save_checkpoint(self.last_path)
+        last_of_epoch = batch_idx + 1 >= trainer.num_training_batches
+        if 0 < trainer.max_steps <= step and not last_of_epoch:
+            trainer.should_stop = True  # Lightning validates before it stops
 
 
 def train(opts: argparse.Namespace) -> int:
@@ -116,7 +197,9 @@ def train(opts: argparse.Namespace) -> int:
                                  # a resumed run (even from a moved folder) keeps updating
                                  # last.ckpt instead of starting last-v1.ckpt
                                  enable_version_counter=False)
-    callbacks: list[Callback] = [checkpoint, TQDMProgressBar(refresh_rate=10)]
+    keeper = NoLostWork(run_dir / "last.ckpt", opts.ckpt_every_n_steps)
+    callbacks: list[Callback] = [checkpoint, TQDMProgressBar(refresh_rate=10), keeper,
+                                 LearningRateMonitor(logging_interval="step")]
     if opts.seed is not None:
         callbacks.append(EpochReseed(opts.seed))
     devices = parse_devices(opts.devices)
@@ -132,6 +215,8 @@ def train(opts: argparse.Namespace) -> int:
         precision=opts.precision,
         max_epochs=opts.num_epochs,
         max_steps=opts.max_steps,
+        val_check_interval=opts.val_every_n_steps,
+        check_val_every_n_epoch=None if opts.val_every_n_steps else 1,
         limit_val_batches=(int(opts.limit_val_batches) if opts.limit_val_batches > 1
                            else opts.limit_val_batches),
         log_every_n_steps=opts.log_every_n_steps,
@@ -147,8 +232,15 @@ def train(opts: argparse.Namespace) -> int:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             trainer.fit(model, datamodule=datamodule,
                         ckpt_path=str(resume_ckpt) if resume_ckpt else None, weights_only=True)
+        keeper.raise_if_stopped()  # a signal in the last step: training ended anyway
     except NonFiniteLossError as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 1
-    print(f"checkpoints in {run_dir} (last: {run_dir / 'last.ckpt'})")
+    except TrainingInterruptedError as err:
+        print(f"train.py: stopped by {err}", file=sys.stderr)
+        return 130 if "SIGINT" in str(err) else 143
+    print(f"checkpoints in {run_dir}: best {checkpoint.best_model_path or '(none yet)'}"
+          + (f" (val_loss {float(checkpoint.best_model_score):.4f})"
+             if checkpoint.best_model_score is not None else "")
+          + f", last {run_dir / 'last.ckpt'}")
     return 0

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import CAM, FRAME_H, FRAME_W, write_dataset
-from torch.utils.data import RandomSampler
 
 from config import parse_options
-from datasets.data_module import VideoDataModule
+from datasets.data_module import EpochSampler, ResumableLoader, VideoDataModule
 from datasets.formats import DatasetError
 from datasets.video_folder import TrainFolder, ValidationDepthSet
 
@@ -31,7 +30,7 @@ def test_train_loader_shapes_and_epoch_size(tmp_path: Path) -> None:
     dm = VideoDataModule(make_opts(tmp_path))
     dm.setup("fit")
     loader = dm.train_dataloader()
-    assert isinstance(loader.sampler, RandomSampler) and loader.sampler.replacement
+    assert isinstance(loader, ResumableLoader) and isinstance(loader.sampler, EpochSampler)
     assert len(loader) == 3
     batches = list(loader)
     assert len(batches) == 3

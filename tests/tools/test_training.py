@@ -1,0 +1,104 @@
+"""tools/training.py: no lost work. Validation at the end of --max_steps, last.ckpt every n
+steps and on SIGTERM, and --resume in the middle of an epoch at the right epoch and step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, run_tool, tensorboard_scalars, tiny_train_args
+
+from datasets.data_module import EpochSampler
+from utils.checkpoint import load_checkpoint
+
+EPOCH = 6  # batches an epoch
+
+
+def args(dataset: Path, log_dir: Path, name: str, *extra: str) -> list[str]:
+    return tiny_train_args(dataset, log_dir, "--exp_name", name, "--seed", "0",
+                           "--epoch_size", str(EPOCH), "--num_epochs", "2",
+                           "--log_images_every_n_steps", "0", "--limit_val_batches", "2",
+                           *extra)
+
+
+def test_epoch_sampler_is_a_function_of_seed_and_epoch() -> None:
+    a, b = EpochSampler(50, 12, seed=3), EpochSampler(50, 12, seed=3)
+    first = list(a)
+    assert first == list(b) and len(a) == 12
+    second = list(a)  # iterated again without set_epoch: the next epoch
+    assert second != first
+    b.set_epoch(1)
+    assert list(b) == second
+    b.set_epoch(1)
+    b.skip = 5  # a run resumed after 5 draws of epoch 1 gets the other 7
+    assert list(b) == second[5:] and len(b) == 12
+    assert list(EpochSampler(50, 12, seed=4)) != first
+
+
+@pytest.mark.slow  # training runs
+def test_max_steps_inside_an_epoch_validates_and_keeps_a_best_checkpoint(
+        tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_tool("train", args(tiny_dataset, tmp_path, "short", "--max_steps", "3")) == 0
+    run = tmp_path / "short" / "version_0"
+    assert tensorboard_scalars(run, "val/abs_rel"), "no validation at the end of --max_steps"
+    best = list(run.glob("epoch=0-val_loss=*.ckpt"))
+    assert len(best) == 1 and load_checkpoint(run / "last.ckpt")["global_step"] == 3
+    assert f"best {best[0]}" in capsys.readouterr().out
+    assert tensorboard_scalars(run, "lr-Adam")  # the learning rate is logged
+
+
+@pytest.mark.slow  # a training process stopped by SIGTERM, then resumed
+def test_sigterm_writes_last_ckpt_and_resume_continues_at_that_step(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    argv = args(tiny_dataset, tmp_path, "term", "--ckpt_every_n_steps", "2")
+    run = tmp_path / "term" / "version_0"
+    log = tmp_path / "out.txt"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "train.py", *argv], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        start = time.monotonic()
+        # last.ckpt of step 2 (--ckpt_every_n_steps) exists: the run is in epoch 0, step 3+
+        while not (run / "last.ckpt").is_file():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() - start < 600
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=300)
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert code == 143, output
+    assert "SIGTERM: stopping after this step" in output and "Traceback" not in output
+    left = load_checkpoint(run / "last.ckpt")
+    step = left["global_step"]
+    assert left["epoch"] == 0 and 2 <= step < EPOCH, "SIGTERM came after epoch 0"
+    assert left["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["batches_done"] == step
+
+    # resumed mid-epoch: epoch 0 goes on at its step, then epoch 1; no unresumable loader
+    resumed = subprocess.run([sys.executable, "train.py", *argv, "--resume"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, PYTHONWARNINGS="default"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "not resumable" not in resumed.stderr + resumed.stdout
+    final = load_checkpoint(run / "last.ckpt")
+    assert (final["epoch"], final["global_step"]) == (1, 2 * EPOCH)
+    losses = {s for s in range(2 * EPOCH)
+              if s in {int(e) for e in _logged_steps(run, "train/total_loss")}}
+    assert losses == set(range(2 * EPOCH))  # every step logged once across both runs
+
+
+def _logged_steps(run: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps: list[int] = []
+    for events in run.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
+        if tag in acc.Tags()["scalars"]:
+            steps += [e.step for e in acc.Scalars(tag)]
+    return steps
