@@ -7,8 +7,10 @@ A scene is a folder ``D/training/<scene>/`` of frames with ``poses.txt`` (KITTI 
 format: one camera-to-world 3×4 matrix per line, row-major, one line per frame in name
 order) and, optionally, ``depth/`` ground truth. Default scenes: those of ``val.txt`` that
 have ``poses.txt``, else every scene folder that has one. Prints ATE, RPE (KITTI-style and
-frame to frame) and the depth scale consistency, beside a zero-motion baseline; the
-definitions are in tools/pose_evaluation.py.
+frame to frame) and the depth scale consistency, beside a zero-motion baseline, and warns
+when a prediction is no better than not moving or runs against the camera's motion; the
+definitions are in tools/pose_evaluation.py. ``--output_dir`` writes every scene's GT and
+predicted trajectory in the TUM and KITTI formats (for evo).
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from utils.io import write_atomic
 
 OPTIONS = ("dataset_dir", "dataset_name", "img_height", "img_width", "model_version",
            "resnet_layers", "ckpt_path", "device", "infer_batch_size", "infer_precision",
-           "output_json")
+           "output_json", "output_dir")
 
 
 def build_parser():
-    parser = get_parser(("data", "model", "runtime", "evaluation"), __doc__.split("\n")[0],
-                        names=OPTIONS, from_checkpoint=True)
+    parser = get_parser(("data", "model", "runtime", "evaluation", "inference"),
+                        __doc__.split("\n")[0], names=OPTIONS, from_checkpoint=True)
     g = parser.add_argument_group("pose evaluation")
     g.add_argument("--scene", nargs="+", action="extend", default=None, metavar="NAME",
                    help="scene folders under DATASET/training to evaluate (or paths to "
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         format_results,
         jsonable,
         plot_trajectories,
+        write_trajectories,
     )
     from tools.predictor import Predictor
 
@@ -66,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if opts.plot:
         plot_trajectories(results, Path(opts.plot))
         print(f"trajectory plot: {opts.plot}")
+    if opts.output_dir:
+        written = write_trajectories(results, Path(opts.output_dir))
+        print(f"trajectories (TUM and KITTI formats, for evo): {len(written)} files in "
+              f"{opts.output_dir}")
     if opts.output_json:
         write_atomic(Path(opts.output_json), json.dumps(jsonable(results), indent=2))
     return 0

@@ -359,6 +359,41 @@ def write_poses(path: Path, poses: np.ndarray) -> Path:
                                       for row in rows))
 
 
+def write_tum_trajectory(path: Path, poses: np.ndarray, timestamps: Sequence[float]) -> Path:
+    """A trajectory in the TUM RGB-D format (what evo and the TUM tools read): one
+    ``timestamp tx ty tz qx qy qz qw`` line per pose. poses: ``[N,3,4]``/``[N,4,4]``
+    camera-to-world."""
+    from scipy.spatial.transform import Rotation
+
+    poses = np.asarray(poses, dtype=np.float64)
+    quats = Rotation.from_matrix(poses[:, :3, :3]).as_quat()  # x, y, z, w
+    return write_atomic(path, "".join(
+        f"{t:.6f} " + " ".join(f"{v:.9f}" for v in (*pose[:3, 3], *q)) + "\n"
+        for t, pose, q in zip(timestamps, poses, quats)))
+
+
+def read_tum_trajectory(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`write_tum_trajectory`: timestamps ``[N]`` and camera-to-world
+    poses ``[N,4,4]`` (``#`` comments and blank lines ignored)."""
+    from scipy.spatial.transform import Rotation
+
+    rows = []
+    for number, line in _lines(_read_text(path, "TUM trajectory")):
+        try:
+            values = [float(v) for v in line.split()]
+        except ValueError:
+            values = []
+        if len(values) != 8:
+            raise DatasetError(f"{path}:{number}: expected 'timestamp tx ty tz qx qy qz qw'")
+        rows.append(values)
+    data = np.array(rows, dtype=np.float64).reshape(-1, 8)
+    poses = np.tile(np.eye(4), (len(data), 1, 1))
+    if len(data):
+        poses[:, :3, :3] = Rotation.from_quat(data[:, 4:]).as_matrix()
+        poses[:, :3, 3] = data[:, 1:4]
+    return data[:, 0], poses
+
+
 # --------------------------------------------------------------------------- depth maps
 def _clean_depth(depth: np.ndarray) -> np.ndarray:
     """float32 with non-finite and negative values set to 0 (the "invalid" value)."""

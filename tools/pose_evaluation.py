@@ -39,14 +39,18 @@ from datasets.formats import (
     read_image,
     read_poses,
     read_scene_list,
+    write_poses,
+    write_tum_trajectory,
 )
 from datasets.registry import dataset_spec
 from geometry import pose_vec2mat
 from geometry.alignment import (
+    KITTI_RPE_LENGTHS,
     absolute_trajectory_error,
     chain_relative_poses,
     frame_to_frame_rpe,
     kitti_rpe,
+    to_homogeneous,
     trajectory_distances,
 )
 from losses.metrics import DepthEvaluator
@@ -54,7 +58,8 @@ from tools.predictor import Predictor, batched
 from utils.errors import UsageError
 from utils.io import write_atomic
 
-__all__ = ["evaluate_scene", "find_scenes", "format_results", "jsonable", "plot_trajectories"]
+__all__ = ["evaluate_scene", "find_scenes", "format_results", "jsonable", "plot_trajectories",
+           "translation_agreement", "write_trajectories"]
 
 
 def find_scenes(dataset_dir: Path, names: list[str] | None) -> list[Path]:
@@ -117,14 +122,50 @@ def predict_sequence(predictor: Predictor, frames: list[Path], batch_size: int,
 
 
 def trajectory_figures(gt: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-    """ATE, KITTI RPE and frame-to-frame RPE of ``pred`` (similarity-aligned) against ``gt``."""
+    """ATE, KITTI RPE and frame-to-frame RPE of ``pred`` (similarity-aligned) against ``gt``.
+
+    The KITTI rotation error is per 100 m of path; on a trajectory shorter than 100 m it
+    would divide small angles by a few metres and mean nothing, so it is NaN there (the
+    frame-to-frame rotation error is the figure to read).
+    """
     ate = absolute_trajectory_error(gt, pred, with_scale=True)
     rpe = kitti_rpe(gt, ate["aligned"])
     f2f = frame_to_frame_rpe(gt, ate["aligned"])
+    long_enough = bool(rpe["lengths"]) and rpe["lengths"][0] >= KITTI_RPE_LENGTHS[0]
     return {"ate": ate["ate"], "scale": ate["scale"], "rpe_t": rpe["t_err"],
-            "rpe_r": rpe["r_err"], "rpe_lengths": list(rpe["lengths"]),
-            "rpe_pairs": rpe["num"], "f2f_t": f2f["trans_rmse"], "f2f_r": f2f["rot_mean"],
-            "aligned": ate["aligned"]}
+            "rpe_r": rpe["r_err"] if long_enough else float("nan"),
+            "rpe_lengths": list(rpe["lengths"]), "rpe_pairs": rpe["num"],
+            "f2f_t": f2f["trans_rmse"], "f2f_r": f2f["rot_mean"], "aligned": ate["aligned"]}
+
+
+def translation_agreement(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Mean cosine between the predicted and the true frame-to-frame translation directions,
+    each in its own camera frame (no alignment needed): near 1 when the prediction moves the
+    way the camera did, negative when it runs against it (a PoseNet that has not learned the
+    sign yet), which a similarity alignment could otherwise hide by turning it around."""
+    G, P = to_homogeneous(gt), to_homogeneous(pred)
+    tg = (np.linalg.inv(G[:-1]) @ G[1:])[:, :3, 3]
+    tp = (np.linalg.inv(P[:-1]) @ P[1:])[:, :3, 3]
+    norms = np.linalg.norm(tg, axis=1) * np.linalg.norm(tp, axis=1)
+    moving = norms > 1e-12
+    if not moving.any():
+        return float("nan")
+    return float(np.mean((tg * tp).sum(axis=1)[moving] / norms[moving]))
+
+
+def warnings_of(result: dict[str, Any]) -> list[str]:
+    """What makes a scene's figures misleading: a prediction no better than not moving, or
+    one that runs against the camera's motion."""
+    found = []
+    pred, zero = result["prediction"], result["zero_motion"]
+    if pred["ate"] >= zero["ate"]:
+        found.append(f"the prediction's ATE {pred['ate']:.4f} m is no better than zero "
+                     f"motion's {zero['ate']:.4f} m")
+    if result["translation_agreement"] < 0:
+        found.append(f"the predicted translations run against the camera's (mean cosine "
+                     f"{result['translation_agreement']:.2f}); a similarity alignment turns "
+                     "such a trajectory around, so its ATE flatters it")
+    return found
 
 
 def evaluate_scene(predictor: Predictor, scene: Path, dataset_name: str, batch_size: int
@@ -145,8 +186,10 @@ def evaluate_scene(predictor: Predictor, scene: Path, dataset_name: str, batch_s
         "length_m": float(trajectory_distances(gt)[-1]),
         "prediction": trajectory_figures(gt, pred),
         "zero_motion": trajectory_figures(gt, np.tile(np.eye(4), (len(gt), 1, 1))),
-        "gt": gt,
+        "translation_agreement": translation_agreement(gt, pred),
+        "gt": gt, "pred": pred,
     }
+    result["warnings"] = warnings_of(result)
     if depth is not None and depth["num_images"] > 0:
         mean, std = depth["ratio_mean"], depth["ratio_std"]
         result["depth_scale"] = {"ratio_mean": mean, "ratio_std": std,
@@ -154,6 +197,10 @@ def evaluate_scene(predictor: Predictor, scene: Path, dataset_name: str, batch_s
                                  "abs_rel": depth["full"]["abs_rel"],
                                  "frames": depth["num_images"]}
     return result
+
+
+def _cell(value: float, width: int, digits: int) -> str:
+    return f"{'–':>{width}}" if not np.isfinite(value) else f"{value:>{width}.{digits}f}"
 
 
 def format_results(results: list[dict[str, Any]]) -> str:
@@ -165,21 +212,22 @@ def format_results(results: list[dict[str, Any]]) -> str:
         for key, label in (("prediction", "prediction"), ("zero_motion", "zero motion")):
             f = r[key]
             lines.append(f"{r['scene']:<24} {label:<12} {f['ate']:>9.4f} {f['rpe_t']:>9.2f} "
-                         f"{f['rpe_r']:>13.2f} {f['f2f_t']:>9.4f} {f['f2f_r']:>9.3f} "
+                         f"{_cell(f['rpe_r'], 13, 2)} {f['f2f_t']:>9.4f} {f['f2f_r']:>9.3f} "
                          f"{f['scale']:>8.3f}")
     if len(results) > 1:
         for key, label in (("prediction", "prediction"), ("zero_motion", "zero motion")):
             mean = {m: float(np.mean([r[key][m] for r in results]))
                     for m in ("ate", "rpe_t", "rpe_r", "f2f_t", "f2f_r")}
             lines.append(f"{'mean':<24} {label:<12} {mean['ate']:>9.4f} {mean['rpe_t']:>9.2f} "
-                         f"{mean['rpe_r']:>13.2f} {mean['f2f_t']:>9.4f} {mean['f2f_r']:>9.3f} "
-                         f"{'':>8}")
+                         f"{_cell(mean['rpe_r'], 13, 2)} {mean['f2f_t']:>9.4f} "
+                         f"{mean['f2f_r']:>9.3f} {'':>8}")
     for r in results:
         lengths = r["prediction"]["rpe_lengths"]
         kind = ("KITTI 100-800 m" if lengths and lengths[0] >= 100 else
-                "10-80 % of the trajectory")
+                "10-80 % of the trajectory; no °/100 m under 100 m")
         lines.append(f"{r['scene']}: {r['frames']} frames, {r['length_m']:.2f} m; RPE over "
                      f"{kind} ({r['prediction']['rpe_pairs']} sub-sequences)")
+        lines.extend(f"  warning: {w}" for w in r["warnings"])
         d = r.get("depth_scale")
         if d is not None:
             lines.append(f"  depth scale consistency: median ratio gt/pred mean "
@@ -225,10 +273,25 @@ def plot_trajectories(results: list[dict[str, Any]], path: Path, size: int = 480
     write_atomic(path, encode_image(np.concatenate(panels, axis=1), ".png"))
 
 
+def write_trajectories(results: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """Each scene's GT and predicted (as chained, not aligned) camera-to-world trajectories,
+    in the TUM format (``<scene>.gt.tum``, ``<scene>.pred.tum``; timestamps are frame
+    indices) and the KITTI odometry format (``<scene>.gt.kitti``, ``<scene>.pred.kitti``),
+    for evo and the benchmarks' own tools."""
+    written = []
+    for r in results:
+        frames = np.arange(len(r["gt"]), dtype=np.float64)
+        for kind in ("gt", "pred"):
+            written.append(write_tum_trajectory(folder / f"{r['scene']}.{kind}.tum",
+                                                r[kind], frames))
+            written.append(write_poses(folder / f"{r['scene']}.{kind}.kitti", r[kind]))
+    return written
+
+
 def jsonable(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in results:
-        item = {k: v for k, v in r.items() if k != "gt"}
+        item = {k: v for k, v in r.items() if k not in ("gt", "pred")}
         for key in ("prediction", "zero_motion"):
             item[key] = {k: v for k, v in r[key].items() if k != "aligned"}
         out.append(item)

@@ -34,12 +34,14 @@ from datasets.formats import (
     read_poses,
     read_prior,
     read_scene_list,
+    read_tum_trajectory,
     scene_dirs,
     write_dynamic_colors,
     write_frame_index,
     write_intrinsics,
     write_poses,
     write_scene_list,
+    write_tum_trajectory,
 )
 
 
@@ -316,3 +318,21 @@ def test_companion_files_by_stem_refuses_two_of_one_name(tmp_path: Path) -> None
     with pytest.raises(DatasetError, match="two files share the name 'a'"):
         companion_files(tmp_path, (".npy", ".npz"))
     assert companion_files(tmp_path / "missing", (".npy",)) == {}
+
+
+def test_tum_trajectory_round_trip(tmp_path: Path) -> None:
+    from scipy.spatial.transform import Rotation
+
+    poses = np.tile(np.eye(4), (3, 1, 1))
+    poses[:, :3, :3] = Rotation.from_euler("xyz", [[0, 0, 0], [0.1, -0.2, 0.3],
+                                                   [1.0, 0.5, -2.0]]).as_matrix()
+    poses[:, :3, 3] = [[0, 0, 0], [1, 2, 3], [-0.5, 0.25, 8]]
+    path = write_tum_trajectory(tmp_path / "t.tum", poses, [0.0, 0.1, 0.2])
+    first = path.read_text().splitlines()[0].split()
+    assert len(first) == 8 and first[-1] == "1.000000000"  # qw of the identity, last
+    stamps, back = read_tum_trajectory(path)
+    np.testing.assert_allclose(stamps, [0.0, 0.1, 0.2])
+    np.testing.assert_allclose(back, poses, atol=1e-8)
+    path.write_text("0 1 2 3\n")
+    with pytest.raises(DatasetError, match=r"t\.tum:1"):
+        read_tum_trajectory(path)

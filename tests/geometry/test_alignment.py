@@ -209,3 +209,47 @@ def test_frame_to_frame_rpe_hand_computed():
     res = frame_to_frame_rpe(straight_line(3), pred)
     assert res["rot_mean"] == pytest.approx(2.0)  # 2° in each of the two steps
     assert math.isnan(frame_to_frame_rpe(straight_line(1), straight_line(1))["trans_rmse"])
+
+
+def _random_walk(n: int, seed: int) -> np.ndarray:
+    """A smooth camera-to-world trajectory ``[n,4,4]`` with rotations about every axis."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    poses = np.tile(np.eye(4), (n, 1, 1))
+    angles = np.cumsum(rng.normal(0, 0.05, (n, 3)), axis=0)
+    poses[:, :3, :3] = Rotation.from_euler("xyz", angles).as_matrix()
+    poses[:, :3, 3] = np.cumsum(rng.normal([0, 0, 0.3], 0.05, (n, 3)), axis=0)
+    return poses
+
+
+def test_ate_and_frame_to_frame_rpe_agree_with_evo() -> None:
+    """evo (the standard trajectory tool, a dev dependency) computes the same figures: APE
+    after a Sim(3) Umeyama alignment, and RPE over consecutive frames."""
+    evo_metrics = pytest.importorskip("evo.core.metrics")
+    from evo.core.trajectory import PosePath3D
+
+    gt = _random_walk(40, 0)
+    noise = _random_walk(40, 1)
+    noise[:, :3, 3] *= 0.05
+    pred = gt @ noise  # a drifting estimate ...
+    pred[:, :3, 3] *= 0.3  # ... at another scale
+    ate = absolute_trajectory_error(gt, pred, with_scale=True)
+    f2f = frame_to_frame_rpe(gt, ate["aligned"])
+
+    ref, est = PosePath3D(poses_se3=list(gt)), PosePath3D(poses_se3=list(pred))
+    est.align(ref, correct_scale=True)
+    ape = evo_metrics.APE(evo_metrics.PoseRelation.translation_part)
+    ape.process_data((ref, est))
+    rpe_t = evo_metrics.RPE(evo_metrics.PoseRelation.translation_part, delta=1,
+                            delta_unit=evo_metrics.Unit.frames, all_pairs=False)
+    rpe_t.process_data((ref, est))
+    rpe_r = evo_metrics.RPE(evo_metrics.PoseRelation.rotation_angle_deg, delta=1,
+                            delta_unit=evo_metrics.Unit.frames, all_pairs=False)
+    rpe_r.process_data((ref, est))
+    assert ate["ate"] == pytest.approx(ape.get_statistic(evo_metrics.StatisticsType.rmse),
+                                       abs=1e-6)
+    assert f2f["trans_rmse"] == pytest.approx(
+        rpe_t.get_statistic(evo_metrics.StatisticsType.rmse), abs=1e-6)
+    assert f2f["rot_mean"] == pytest.approx(
+        rpe_r.get_statistic(evo_metrics.StatisticsType.mean), abs=1e-6)
