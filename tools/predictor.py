@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from datasets.formats import normalize_image
+from datasets.formats import normalize_image, read_image
 from datasets.registry import dataset_spec
 from datasets.transforms import Resize
 from options import CHECKPOINT_SETTINGS
@@ -33,8 +33,8 @@ from utils.checkpoint import (
 from utils.errors import UsageError
 from utils.runtime import check_precision, resolve_device
 
-__all__ = ["CHECKPOINT_SETTINGS", "BatchPredictor", "Predictor", "Settings", "batched",
-           "checkpoint_settings", "resize_depth", "stream"]
+__all__ = ["BatchPredictor", "Predictor", "Settings", "as_rgb", "batched",
+           "checkpoint_settings", "resize_depth", "resolve_settings", "stream"]
 
 
 
@@ -163,18 +163,43 @@ class Predictor:
         """Network inputs ``[B,3,h,w]`` -> depth ``[B,1,h,w]``, float32 on the CPU."""
         return self.net(x.to(self.device)).float().cpu()
 
-    def predict(self, images: Sequence[np.ndarray], resolution: str = "input"
-                ) -> list[np.ndarray]:
-        """Depth maps of RGB images (any sizes), at each input's size (``"input"``) or at
-        the network's (``"network"``)."""
+    def predict(self, images: ImageInput | Sequence[ImageInput], resolution: str = "input"
+                ) -> np.ndarray | list[np.ndarray]:
+        """Depth of one image, or of a list of images (any sizes, predicted as one batch).
+
+        An image is an RGB array ``[H,W,3]`` (uint8, or float in 0..255), a PIL image or
+        the path of an image file. Depth ``[H,W]`` float32 in network units, at the input's
+        size (``resolution="input"``) or at the network's (``"network"``).
+        """
         if resolution not in ("input", "network"):
             raise ValueError(f"resolution must be 'input' or 'network', got {resolution!r}")
-        if not images:
+        single = not isinstance(images, list | tuple)
+        arrays = [as_rgb(img) for img in ([images] if single else images)]
+        if not arrays:
             return []
-        depth = self.depth(torch.stack([self.prepare(img) for img in images]))[:, 0].numpy()
-        if resolution == "network":
-            return list(depth)
-        return [resize_depth(d, *img.shape[:2]) for d, img in zip(depth, images)]
+        depth = self.depth(torch.stack([self.prepare(img) for img in arrays]))[:, 0].numpy()
+        out = (list(depth) if resolution == "network" else
+               [resize_depth(d, *img.shape[:2]) for d, img in zip(depth, arrays)])
+        return out[0] if single else out
+
+
+# An image for Predictor.predict: an RGB array [H,W,3], a PIL image, or a path.
+ImageInput = Any
+
+
+def as_rgb(image: ImageInput) -> np.ndarray:
+    """An image as RGB float32 ``[H,W,3]`` in 0..255: arrays as they are (grey is
+    repeated), PIL images converted, paths read (``datasets.formats.read_image``)."""
+    if isinstance(image, str | Path):
+        return read_image(image)
+    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+        image = np.asarray(image.convert("RGB"))
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"an image must be [H,W,3] RGB, got shape {array.shape}")
+    return array
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
