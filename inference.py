@@ -39,6 +39,14 @@ def check_options(opts: argparse.Namespace) -> None:
                          "--save_ply and/or --save_video")
     if opts.save_video and not opts.input_video:
         raise UsageError("--save_video needs --input_video")
+    fixed = (opts.vis_min_depth, opts.vis_max_depth)
+    if (fixed[0] is None) != (fixed[1] is None):
+        raise UsageError("give both --vis_min_depth and --vis_max_depth, or neither")
+    if fixed[0] is not None and not 0 < fixed[0] < fixed[1]:
+        raise UsageError("need 0 < --vis_min_depth < --vis_max_depth")
+    if opts.vis_colorbar and fixed[0] is None:
+        raise UsageError("--vis_colorbar needs the fixed range of --vis_min_depth and "
+                         "--vis_max_depth")
     for name in ("infer_batch_size", "ply_every"):
         if getattr(opts, name) < 1:
             raise UsageError(f"--{name} must be at least 1")

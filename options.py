@@ -215,6 +215,16 @@ class InferenceOptions:
         "when --depth_scale gives metres per network unit; without it, 1000 x the network's "
         "relative depth (scale unknown, consistent over frames); saturates at 65535",
         aliases=("--save-png16",))
+    vis_min_depth: float | None = option(
+        None, "colour maps over a fixed depth range: this depth (in output units: network "
+        "units times --depth_scale) is the brightest; with --vis_max_depth the colours of "
+        "all pictures are comparable (default: each picture scaled to its own 95th "
+        "percentile of disparity)")
+    vis_max_depth: float | None = option(
+        None, "the far end of the fixed range of --vis_min_depth (the darkest)")
+    vis_colorbar: bool = option(
+        False, "add a colour bar with depth labels to each colour map (needs the fixed "
+        "range of --vis_min_depth and --vis_max_depth)", aliases=("--vis-colorbar",))
     depth_scale: float = option(
         1.0, "metres per network depth unit (e.g. test.py's median scale ratio), applied to "
         "--save_png16 and --save_ply; 1.0 keeps network units")

@@ -26,16 +26,19 @@ from torch import Tensor
 from datasets.formats import denormalize_image
 from datasets.registry import dataset_spec
 from geometry import pose_vec2mat
-from losses.metrics import DepthEvaluator, metrics_for_logging
+from losses.metrics import DepthEvaluator, eval_mask, metrics_for_logging
 from losses.photometric import PhotoGeometryLoss, PhotoGeometryOutput
 from losses.smoothness import edge_aware_smoothness
 from models.depth_net import DepthNet
 from models.pose_net import PoseNet
 from options import TrainingOptions, training_options
 from utils.runtime import precision_dtype
-from utils.visualization import colorize_depth
+from utils.visualization import colorize_depth, depth_panel
 
 __all__ = ["NonFiniteLossError", "SCDepthV1", "StepContext"]
+
+# Validation pictures logged to TensorBoard, spread over the validation set.
+VAL_PICTURES = 4
 
 
 class NonFiniteLossError(RuntimeError):
@@ -237,8 +240,21 @@ class SCDepthV1(pl.LightningModule):
             terms, context = self.loss_terms(batch)
             depth = context.tgt_depth
             self._val_losses.append(float(terms["photo_loss"]))
-        if batch_idx < 2:
-            self.log_image_pair(f"val/input_depth_{batch_idx}", batch["tgt"][0], depth[0])
+        picture = self._val_pictures().get(batch_idx)
+        if picture is None:
+            return
+        if self.opts.val_mode == "depth":
+            self.log_depth_panel(f"val/panel_{picture}", batch["tgt"][0], depth[0, 0],
+                                 batch["gt_depth"][0])
+        else:
+            self.log_image_pair(f"val/input_depth_{picture}", batch["tgt"][0], depth[0])
+
+    def _val_pictures(self) -> dict[int, int]:
+        """batch index -> picture number: VAL_PICTURES validation batches spread evenly
+        over the validation set (whose scenes follow one another)."""
+        counts = getattr(self._trainer, "num_val_batches", None) or [0]
+        n = int(counts[0]) if counts[0] != float("inf") else VAL_PICTURES
+        return {round(k * n / VAL_PICTURES): k for k in range(min(VAL_PICTURES, n))}
 
     def on_validation_epoch_end(self) -> None:
         if self.opts.val_mode == "depth":
@@ -267,6 +283,21 @@ class SCDepthV1(pl.LightningModule):
             return
         strip = np.concatenate([denormalize_image(img), colorize_depth(depth)], axis=1)
         tb.add_image(tag, strip, self.global_step, dataformats="HWC")
+
+    def log_depth_panel(self, tag: str, img: Tensor, depth: Tensor, gt: Tensor) -> None:
+        """input | prediction | ground truth | error, on one colour scale; the prediction
+        median-scaled to the ground truth as the metrics do."""
+        tb = self._tensorboard()
+        if tb is None or self.global_rank != 0:
+            return
+        gt = gt.float()
+        pred = torch.nn.functional.interpolate(depth.float()[None, None], size=gt.shape,
+                                               mode="bilinear", align_corners=False)[0, 0]
+        valid = eval_mask(gt, dataset_spec(self.opts.dataset_name))
+        if valid.any():
+            pred = pred * gt[valid].median() / pred[valid].median().clamp_min(1e-6)
+        panel = depth_panel(denormalize_image(img), pred.cpu().numpy(), gt.cpu().numpy())
+        tb.add_image(tag, panel, self.global_step, dataformats="HWC")
 
     def log_train_images(self, batch: Mapping[str, Any], context: StepContext) -> None:
         self.log_image_pair("train/input_depth", batch["tgt"][0], context.tgt_depth[0])

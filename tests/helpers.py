@@ -152,3 +152,14 @@ def run_tool(name: str, argv: Sequence[str]) -> int:
     from utils.cli import report_user_errors
 
     return report_user_errors(f"{name}.py", lambda: cli(name).main(list(argv)))
+
+
+class ImageBoard:
+    """Stands in for TensorBoard's SummaryWriter: records add_image calls."""
+
+    def __init__(self) -> None:
+        self.images: dict[str, np.ndarray] = {}
+
+    def add_image(self, tag: str, img: np.ndarray, step: int, dataformats: str) -> None:
+        assert dataformats == "HWC"
+        self.images[tag] = img

@@ -172,11 +172,23 @@ def test_video_outputs(ckpt, tmp_path, capsys):
     (["--save-depth", "--infer_batch_size", "0"], "at least 1"),
     (["--save-depth", "--device", "cpu", "--infer_precision", "16-mixed"],
      "16-mixed needs a CUDA device"),
+    (["--save_vis", "--vis_min_depth", "1"], "give both --vis_min_depth"),
+    (["--save_vis", "--vis_min_depth", "5", "--vis_max_depth", "2"], "0 < --vis_min_depth"),
+    (["--save_vis", "--vis_colorbar"], "--vis_colorbar needs the fixed range"),
 ])
 def test_usage_errors(ckpt, images, tmp_path, extra, message):
     with pytest.raises(UsageError, match=message):
         run(["--input_dir", str(images), "--output_dir", str(tmp_path / "o"), "--ckpt_path",
              str(ckpt), *extra])
+
+
+def test_fixed_range_colour_maps_with_a_colour_bar(ckpt, images, tmp_path):
+    out = tmp_path / "vis"
+    assert run(["--input_dir", str(images), "--output_dir", str(out), "--ckpt_path",
+                str(ckpt), "--img_height", "64", "--img_width", "96", "--save_vis",
+                "--vis_min_depth", "0.5", "--vis_max_depth", "50", "--vis_colorbar"]) == 0
+    vis = cv2.imread(str(next(out.glob("*.jpg"))))
+    assert vis.shape == (64, 96 + 16 + 64, 3)  # the map, the bar, its labels
 
 
 def test_user_errors_are_one_line_exit_2(ckpt, images, tmp_path, capsys):

@@ -15,7 +15,7 @@ from geometry import scale_intrinsics
 from tools.predictor import resize_depth
 from utils.io import write_atomic
 from utils.pointcloud import depth_to_points, write_ply
-from utils.visualization import colorize_depth
+from utils.visualization import add_colorbar, colorize_depth
 
 __all__ = ["DepthWriter", "OutputSettings", "VideoSink"]
 
@@ -29,6 +29,9 @@ class OutputSettings:
     save_vis: bool = False
     save_ply: bool = False
     vis_side_by_side: bool = False
+    vis_min_depth: float | None = None
+    vis_max_depth: float | None = None
+    vis_colorbar: bool = False
     depth_scale: float = 1.0
     output_resolution: str = "network"
     ply_every: int = 1
@@ -116,7 +119,9 @@ class DepthWriter:
             self._save(name, ".png", encode_image(
                 encode_depth_png16(depth, 1000.0 * s.depth_scale), ".png"))
         if s.save_vis or self.video is not None:
-            vis = colorize_depth(depth)
+            vis = colorize_depth(depth * s.depth_scale, s.vis_min_depth, s.vis_max_depth)
+            if s.vis_colorbar:
+                vis = add_colorbar(vis, s.vis_min_depth, s.vis_max_depth)
             if s.vis_side_by_side:
                 vis = np.concatenate([image_u8, vis], axis=1)
             if s.save_vis:

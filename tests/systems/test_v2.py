@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import ImageBoard
 
 from geometry import rotation_warp
 from losses.rotation import rotation_triplet_loss
@@ -115,19 +116,8 @@ def test_rotation_logs(model: SCDepthV2) -> None:
     assert 0.0 <= float(logs["rot_label_from_prediction"]) <= 1.0
 
 
-class _Board:
-    """Stands in for TensorBoard's SummaryWriter: records add_image calls."""
-
-    def __init__(self) -> None:
-        self.images: dict[str, np.ndarray] = {}
-
-    def add_image(self, tag: str, img: np.ndarray, step: int, dataformats: str) -> None:
-        assert dataformats == "HWC"
-        self.images[tag] = img
-
-
 def test_train_image_strip(model: SCDepthV2, monkeypatch: pytest.MonkeyPatch) -> None:
-    board = _Board()
+    board = ImageBoard()
     monkeypatch.setattr(model, "_tensorboard", lambda: board)
     batch = make_batch()
     with torch.no_grad():
