@@ -185,10 +185,11 @@ def test_usage_errors(ckpt, images, tmp_path, extra, message):
 def test_fixed_range_colour_maps_with_a_colour_bar(ckpt, images, tmp_path):
     out = tmp_path / "vis"
     assert run(["--input_dir", str(images), "--output_dir", str(out), "--ckpt_path",
-                str(ckpt), "--img_height", "64", "--img_width", "96", "--save_vis",
-                "--vis_min_depth", "0.5", "--vis_max_depth", "50", "--vis_colorbar"]) == 0
+                str(ckpt), "--save_vis", "--vis_min_depth", "0.5", "--vis_max_depth", "50",
+                "--vis_colorbar"]) == 0
     vis = cv2.imread(str(next(out.glob("*.jpg"))))
-    assert vis.shape == (64, 96 + 16 + 64, 3)  # the map, the bar, its labels
+    h, w = (int(v) for v in NET[1:4:2])  # the network size run() asks for
+    assert vis.shape == (h, w + 16 + 64, 3)  # the map, the bar, its labels
 
 
 def test_user_errors_are_one_line_exit_2(ckpt, images, tmp_path, capsys):
