@@ -26,7 +26,7 @@ from torch import Tensor
 from datasets.formats import denormalize_image
 from datasets.registry import dataset_spec
 from geometry import pose_vec2mat
-from losses.metrics import DepthEvaluator, eval_mask, metrics_for_logging
+from losses.metrics import DepthEvaluator, metrics_for_logging
 from losses.photometric import PhotoGeometryLoss, PhotoGeometryOutput
 from losses.smoothness import edge_aware_smoothness
 from models.depth_net import DepthNet
@@ -285,18 +285,12 @@ class SCDepthV1(pl.LightningModule):
         tb.add_image(tag, strip, self.global_step, dataformats="HWC")
 
     def log_depth_panel(self, tag: str, img: Tensor, depth: Tensor, gt: Tensor) -> None:
-        """input | prediction | ground truth | error, on one colour scale; the prediction
-        median-scaled to the ground truth as the metrics do."""
+        """input | prediction | ground truth | error, on one colour scale."""
         tb = self._tensorboard()
         if tb is None or self.global_rank != 0:
             return
-        gt = gt.float()
-        pred = torch.nn.functional.interpolate(depth.float()[None, None], size=gt.shape,
-                                               mode="bilinear", align_corners=False)[0, 0]
-        valid = eval_mask(gt, dataset_spec(self.opts.dataset_name))
-        if valid.any():
-            pred = pred * gt[valid].median() / pred[valid].median().clamp_min(1e-6)
-        panel = depth_panel(denormalize_image(img), pred.cpu().numpy(), gt.cpu().numpy())
+        panel = depth_panel(denormalize_image(img), depth.float().cpu().numpy(),
+                            gt.float().cpu().numpy())
         tb.add_image(tag, panel, self.global_step, dataformats="HWC")
 
     def log_train_images(self, batch: Mapping[str, Any], context: StepContext) -> None:

@@ -97,15 +97,18 @@ def depth_panel(image: np.ndarray, pred: np.ndarray, gt: np.ndarray,
                 max_error: float = 0.5) -> np.ndarray:
     """input | prediction | ground truth | error, side by side at the input's size.
 
-    image: uint8 ``[h,w,3]``; pred: ``[h',w']`` depth, already median-scaled to the ground
-    truth as the metrics scale it; gt: ``[H,W]`` metres (0 = none). Prediction and ground
-    truth share one colour scale (the ground truth's 2nd–98th percentile), so equal colours
-    are equal depths; the error is ``|pred − gt| / gt`` from 0 to ``max_error``.
+    image: uint8 ``[h,w,3]``; pred: ``[h',w']`` depth in any unit (resized to the ground
+    truth and median-scaled to it, as the metrics do); gt: ``[H,W]`` metres (0 = none).
+    Prediction and ground truth share one colour scale (the ground truth's 2nd–98th
+    percentile), so equal colours are equal depths; the error is ``|pred − gt| / gt`` from 0
+    to ``max_error``.
     """
     h, w = image.shape[:2]
     pred = cv2.resize(np.asarray(pred, np.float32), (gt.shape[1], gt.shape[0]),
                       interpolation=cv2.INTER_LINEAR)
     valid = gt > 0
+    if valid.any():
+        pred = pred * float(np.median(gt[valid]) / max(np.median(pred[valid]), 1e-6))
     lo, hi = (np.percentile(gt[valid], [2, 98]) if valid.any() else (1.0, 10.0))
     lo, hi = float(lo), float(max(hi, lo * 1.01))
 
