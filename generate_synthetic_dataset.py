@@ -1,12 +1,12 @@
 """Render the built-in synthetic video dataset (exact depth, poses, intrinsics, motion masks).
 
     python generate_synthetic_dataset.py --output_dir data/synthetic [--seed 0] [--scenes 6]
-        [--frames 60] [--val_scenes 1] [--test_scenes 2] [--height 256] [--width 320]
+        [--frames 60] [--val_scenes 1] [--test_scenes 2] [--img_height 256] [--img_width 320]
         [--motion mixed|driving|handheld] [--test_stride N] [--overwrite]
 
 The layout is the one SC-Depth reads (docs/method.md, Data); train with
 ``--dataset_name synthetic``.
-See datasets/synthetic.py for what the scenes contain.
+See datasets/synthetic/ for what the scenes contain.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="validation scenes (listed in training/val.txt, with depth/)")
     parser.add_argument("--test_scenes", type=int, default=2,
                         help="scenes sampled into testing/ (every --test_stride frames)")
-    parser.add_argument("--height", type=int, default=256, help="image height in pixels")
-    parser.add_argument("--width", type=int, default=320, help="image width in pixels")
+    parser.add_argument("--img_height", "--height", type=int, default=256,
+                        help="image height in pixels")
+    parser.add_argument("--img_width", "--width", type=int, default=320,
+                        help="image width in pixels")
     parser.add_argument("--motion", choices=MOTIONS, default="mixed",
                         help="camera motion: 'driving' (street, forward motion), 'handheld' "
                              "(room, large rotations) or 'mixed' (scenes alternate)")
@@ -55,8 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scenes < 1 or args.frames < 2 or args.val_scenes < 0 or args.test_scenes < 0:
         raise UsageError("need --scenes >= 1, --frames >= 2, --val_scenes >= 0, "
                          "--test_scenes >= 0")
-    if args.height < 8 or args.width < 8:
-        raise UsageError("--height and --width must be at least 8")
+    if args.img_height < 8 or args.img_width < 8:
+        raise UsageError("--img_height and --img_width must be at least 8")
     if args.test_stride is not None and args.test_stride < 1:
         raise UsageError("--test_stride must be at least 1")
     if args.workers is not None and args.workers < 1:
@@ -65,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         summary = generate_dataset(
             args.output_dir, seed=args.seed, scenes=args.scenes, frames=args.frames,
-            val_scenes=args.val_scenes, test_scenes=args.test_scenes, height=args.height,
-            width=args.width, motion=args.motion, test_stride=stride, progress=True,
+            val_scenes=args.val_scenes, test_scenes=args.test_scenes, height=args.img_height,
+            width=args.img_width, motion=args.motion, test_stride=stride, progress=True,
             overwrite=args.overwrite, workers=args.workers)
     except FileExistsError as err:
         raise UsageError(str(err)) from None

@@ -1,7 +1,7 @@
-"""Benchmark SC-Depth training steps, inference, the data pipeline and memory (issue 7).
+"""Benchmark SC-Depth training steps, inference, the data pipeline and memory.
 
-    python scripts/benchmark.py --version v1 --height 256 --width 320 --batch_size 4 --compare
-    python scripts/benchmark.py --version v3 --precision bf16-mixed --mode both --json
+    python scripts/benchmark.py --model_version v1 --img_height 256 --img_width 320 --batch_size 4 --compare
+    python scripts/benchmark.py --model_version v3 --precision bf16-mixed --mode both --json
     python scripts/benchmark.py --data --workers 0 2 --steps 20
 
 Modes: ``plain`` is our own eager path without the optimisations (one DepthNet call per
@@ -17,7 +17,7 @@ of the system class, on a synthetic random batch in TrainFolder's format. Infere
 DepthNet forward under ``inference_mode`` (fast: the frozen copy, BatchNorm folded and
 weights in the run's precision, that ``test.py`` and ``inference.py`` run; plain: the
 training network in eval mode). Data = samples/s of VideoDataModule's training loader over
-``--data_dir`` (a synthetic set is generated there if it is missing).
+``--dataset_dir`` (a synthetic set is generated there if it is missing).
 
 ``--roofline`` adds what the hardware allows: the multiply-accumulates of every convolution
 in a step (forward and backward) and in an inference call, this device's rate on a large
@@ -67,10 +67,10 @@ COMPARE_RUNS_CUDA = (*COMPARE_RUNS, ("fast", "16-mixed"))
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--version", choices=("v1", "v2", "v3"), default="v1",
+    p.add_argument("--model_version", "--version", choices=("v1", "v2", "v3"), default="v1",
                    help="which system's training step to time")
-    p.add_argument("--height", type=int, default=256, help="input height")
-    p.add_argument("--width", type=int, default=320, help="input width")
+    p.add_argument("--img_height", "--height", type=int, default=256, help="input height")
+    p.add_argument("--img_width", "--width", type=int, default=320, help="input width")
     p.add_argument("--batch_size", type=int, default=4,
                    help="samples per training step and images per inference call")
     p.add_argument("--precision", choices=PRECISIONS, default="32",
@@ -92,7 +92,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="parts not to measure")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--data", action="store_true", help="also measure the data pipeline")
-    p.add_argument("--data_dir", type=str, default=None,
+    p.add_argument("--dataset_dir", "--data_dir", type=str, default=None,
                    help="dataset for --data (default: a synthetic set in the temp folder)")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2],
                    help="DataLoader worker counts for --data")
@@ -332,10 +332,10 @@ def run_config(args: argparse.Namespace, mode: str, precision: str) -> dict[str,
     tune = tune and keep_freed_memory()
     torch.manual_seed(args.seed)
     record: dict[str, Any] = {
-        "version": args.version, "mode": mode, "precision": precision,
+        "version": args.model_version, "mode": mode, "precision": precision,
         "compile": bool(args.compile and mode == "fast"), "malloc_tuning": tune,
-        "isolated": not args.in_process, "height": args.height,
-        "width": args.width, "batch_size": args.batch_size, "device": device.type,
+        "isolated": not args.in_process, "height": args.img_height,
+        "width": args.img_width, "batch_size": args.batch_size, "device": device.type,
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                         else platform.processor() or platform.machine()),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -343,14 +343,14 @@ def run_config(args: argparse.Namespace, mode: str, precision: str) -> dict[str,
         "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     with PeakMemory(device) as mem:
-        model = build_system(args.version, mode, device, args.compile)
+        model = build_system(args.model_version, mode, device, args.compile)
         if "train" not in args.skip:
-            batch = synthetic_batch(args.version, args.batch_size, args.height, args.width,
+            batch = synthetic_batch(args.model_version, args.batch_size, args.img_height, args.img_width,
                                     device, seed=args.seed)
             times = bench_train_step(model, batch, precision, device, args.steps, args.warmup)
             record["_train_times"] = times
         if "infer" not in args.skip:
-            times = bench_inference(model, args.batch_size, args.height, args.width,
+            times = bench_inference(model, args.batch_size, args.img_height, args.img_width,
                                     precision, device, args.steps, args.warmup, mode,
                                     args.compile)
             record["_infer_times"] = times
@@ -373,14 +373,14 @@ def run_isolated(args: argparse.Namespace, mode: str, precision: str) -> dict[st
 
 
 def run_data(args: argparse.Namespace) -> list[dict[str, Any]]:
-    root = ensure_dataset(args.data_dir, args.height, args.width)
+    root = ensure_dataset(args.dataset_dir, args.img_height, args.img_width)
     records = []
     for workers in args.workers:
-        rate = bench_data(root, args.version, args.height, args.width, args.batch_size,
+        rate = bench_data(root, args.model_version, args.img_height, args.img_width, args.batch_size,
                           workers, args.steps, args.warmup, args.cache_frames)
-        records.append({"version": args.version, "kind": "data", "workers": workers,
-                        "cache_frames": args.cache_frames, "height": args.height,
-                        "width": args.width, "batch_size": args.batch_size,
+        records.append({"version": args.model_version, "kind": "data", "workers": workers,
+                        "cache_frames": args.cache_frames, "height": args.img_height,
+                        "width": args.img_width, "batch_size": args.batch_size,
                         "data_samples_s": rate, "torch": torch.__version__})
     return records
 
@@ -456,13 +456,13 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
     in a step is left out)."""
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    model = build_system(args.version, "fast", device)
-    batch = synthetic_batch(args.version, args.batch_size, args.height, args.width, device,
+    model = build_system(args.model_version, "fast", device)
+    batch = synthetic_batch(args.model_version, args.batch_size, args.img_height, args.img_width, device,
                             seed=args.seed)
     with torch.no_grad():
         forward = conv_macs(model, lambda: model.loss_terms(batch))
     model.eval()
-    img = torch.randn(args.batch_size, 3, args.height, args.width, device=device)
+    img = torch.randn(args.batch_size, 3, args.img_height, args.img_width, device=device)
     with torch.inference_mode():
         infer = conv_macs(model, lambda: model(img))["depth_net"]
     # A convolution's backward is two products of its forward's size (the input and the
@@ -472,8 +472,8 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
     peaks = {p: conv_peak_gmac_s(p, device) for p in dict.fromkeys(p for _, p in plan)}
     infer_gmac_img = infer / 1e9 / args.batch_size
     return {
-        "kind": "roofline", "version": args.version, "height": args.height,
-        "width": args.width, "batch_size": args.batch_size, "device": device.type,
+        "kind": "roofline", "version": args.model_version, "height": args.img_height,
+        "width": args.img_width, "batch_size": args.batch_size, "device": device.type,
         "train_gmac": train_gmac, "infer_gmac_per_img": infer_gmac_img,
         "peak_gmac_s": peaks,
         "train_bound_s": {p: step_bound_s(train_gmac, peaks, p) for p in peaks},

@@ -1,10 +1,12 @@
-"""The one-command demo (`make demo`): synthetic data -> V1 training -> test -> depth maps.
+"""The one-command demo (`make demo`): synthetic data -> V1 training -> what it learned.
 
 1. generates the built-in synthetic dataset into demo/data (once),
 2. scores a constant-depth prediction and the untrained network on its test set,
 3. trains SC-Depth V1 with configs/v1/synthetic.txt (GPU if there is one, else CPU),
-4. scores the trained network on the test set and writes colour depth maps of demo/input/,
-5. prints the three AbsRel figures side by side.
+4. scores the trained network on the test set,
+5. draws test frames it never trained on (input | predicted depth | ground truth | error,
+   before and after training, one colour scale per frame) into demo/output/test_frames.jpg
+   and prints the three AbsRel figures side by side.
 """
 
 from __future__ import annotations
@@ -17,20 +19,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from config import parse_options  # noqa: E402
 from datasets.check import check_dataset  # noqa: E402
-from datasets.formats import list_images, read_image, write_image  # noqa: E402
+from datasets.formats import denormalize_image, write_image  # noqa: E402
 from datasets.synthetic import generate_dataset  # noqa: E402
+from datasets.transforms import Compose, Resize, ToTensor  # noqa: E402
+from datasets.video_folder import TestDepthSet  # noqa: E402
 from options import PRECISIONS  # noqa: E402
 from systems import build_model  # noqa: E402
 from tools.evaluation import evaluate_test_set  # noqa: E402
 from tools.predictor import Predictor  # noqa: E402
 from tools.training import train  # noqa: E402
 from utils.io import write_atomic  # noqa: E402
-from utils.visualization import colorize_depth  # noqa: E402
+from utils.visualization import depth_panel, label  # noqa: E402
+
+PICTURES = 4  # test frames drawn, spread over the test set's scenes
 
 
 def default_precision() -> str:
@@ -49,12 +56,38 @@ class ConstantDepth(nn.Module):
         return torch.ones_like(img[:, :1])
 
 
+def test_frames(data: Path, opts) -> tuple[list[str], torch.Tensor, list]:
+    """PICTURES test frames spread over the test set: names, network inputs [N,3,H,W] and
+    ground-truth depths (the test set's scenes follow one another)."""
+    dataset = TestDepthSet(data / "testing", opts.dataset_name,
+                           transform=Compose([Resize(opts.img_height, opts.img_width),
+                                              ToTensor()]))
+    n = min(PICTURES, len(dataset))
+    items = [dataset[round((k + 0.5) * len(dataset) / n)] for k in range(n)]
+    return ([it["name"] for it in items], torch.stack([it["tgt"] for it in items]),
+            [it["gt_depth"].numpy() for it in items])
+
+
+def panels(depth, frames: torch.Tensor, gts: list, when: str) -> list:
+    """One input | prediction | ground truth | error row per frame, the first tile labelled
+    with ``when``."""
+    with torch.inference_mode():
+        preds = depth(frames).float().cpu().numpy()
+    rows = []
+    for img, pred, gt in zip(frames, preds, gts):
+        row = depth_panel(denormalize_image(img), pred[0], gt)
+        w = row.shape[1] // 4
+        row[:, :w] = label(denormalize_image(img), when)
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data_dir", default=str(ROOT / "demo" / "data"),
+    parser.add_argument("--dataset_dir", "--data_dir", default=str(ROOT / "demo" / "data"),
                         help="where the synthetic dataset is (generated if missing)")
     parser.add_argument("--output_dir", default=str(ROOT / "demo" / "output"),
-                        help="runs, checkpoints and depth maps")
+                        help="runs, checkpoints, metrics and pictures")
     parser.add_argument("--config", default=str(ROOT / "configs" / "v1" / "synthetic.txt"),
                         help="training config")
     parser.add_argument("--max_steps", type=int, default=-1,
@@ -64,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                              "natively, else 32)")
     args = parser.parse_args(argv)
 
-    data, out = Path(args.data_dir), Path(args.output_dir)
+    data, out = Path(args.dataset_dir), Path(args.output_dir)
     if not (data / "summary.json").is_file():
         print(f"[1/5] generating the synthetic dataset in {data}", flush=True)
         generate_dataset(data, seed=0)
@@ -84,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     print("[2/5] scoring a constant depth and the untrained network", flush=True)
     constant = score(ConstantDepth())
     torch.manual_seed(opts.seed if opts.seed is not None else 0)
-    untrained = score(build_model(opts).inference_net())
+    untrained_net = build_model(opts).inference_net().eval()
+    untrained = score(untrained_net)
+    names, frames, gts = test_frames(data, opts)
+    before = panels(untrained_net, frames, gts, "untrained")
 
     print(f"[3/5] training SC-Depth V1 ({precision})", flush=True)
     check_dataset(opts, stage="train")
@@ -100,17 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     trained = score(predictor.depth)
     write_atomic(out / "trained_metrics.json", json.dumps(trained, indent=2))
 
-    print("[5/5] depth maps of demo/input", flush=True)
-    for path in list_images(ROOT / "demo" / "input"):
-        (depth,) = predictor.predict([read_image(path)], resolution="network")
-        write_image(out / "depth" / f"{path.stem}.jpg", colorize_depth(depth))
+    print("[5/5] drawing test frames before and after training", flush=True)
+    after = panels(predictor.depth, frames, gts, "trained")
+    picture = out / "test_frames.jpg"
+    write_image(picture, np.concatenate([r for pair in zip(before, after) for r in pair]))
 
     rows = [("constant depth", constant), ("untrained network", untrained),
             ("trained SC-Depth V1", trained)]
     print("\nAbsRel on the synthetic test set (median-scaled, lower is better):")
     for name, res in rows:
         print(f"  {name:<22} {res['full']['abs_rel']:.4f}   (a1 {res['full']['a1']:.3f})")
-    print(f"depth maps: {out / 'depth'}   TensorBoard: tensorboard --logdir {out / 'ckpts'}")
+    print(f"test frames ({', '.join(names)}), each untrained above trained: {picture}")
+    print(f"TensorBoard: tensorboard --logdir {out / 'ckpts'}")
     return 0
 
 

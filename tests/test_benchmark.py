@@ -31,7 +31,7 @@ def _one_thread():
 
 
 def test_compare_json_records(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--version", "v1", "--height", "64", "--width", "80", "--batch_size", "2",
+    argv = ["--model_version", "v1", "--img_height", "64", "--img_width", "80", "--batch_size", "2",
             "--steps", "1", "--warmup", "0", "--device", "cpu", "--compare", "--json",
             "--threads", "1"]
     assert benchmark.main(argv) == 0  # each configuration in a spawned process
@@ -63,7 +63,7 @@ def test_compare_plan_adds_fp16_on_cuda() -> None:
 def test_train_step_of_later_versions(version: str) -> None:
     """V2 (ARN) and V3 (needs tgt_prior, K_inv) run through the same harness."""
     args = benchmark.get_parser().parse_args(
-        ["--version", version, "--height", "64", "--width", "64", "--batch_size", "2",
+        ["--model_version", version, "--img_height", "64", "--img_width", "64", "--batch_size", "2",
          "--steps", "1", "--warmup", "0", "--device", "cpu", "--skip", "infer",
          "--in_process"])
     (record,) = benchmark.run(args)
@@ -97,8 +97,8 @@ def test_plain_and_fast_hparams() -> None:
 def test_data_pipeline_throughput(tiny_dataset: Path, capsys: pytest.CaptureFixture[str]
                                   ) -> None:
     args = benchmark.get_parser().parse_args(
-        ["--data", "--data_dir", str(tiny_dataset), "--workers", "0", "--height", "64",
-         "--width", "80", "--batch_size", "2", "--steps", "2", "--warmup", "1",
+        ["--data", "--dataset_dir", str(tiny_dataset), "--workers", "0", "--img_height", "64",
+         "--img_width", "80", "--batch_size", "2", "--steps", "2", "--warmup", "1",
          "--skip", "train", "infer", "--cache_frames"])
     records = benchmark.run_data(args)
     assert len(records) == 1
@@ -166,7 +166,7 @@ def test_roofline_record_counts_every_frame_and_pair(capsys: pytest.CaptureFixtu
     """A V1 step runs DepthNet on the 3 frames of each sample, forward and backward (3×),
     so its DepthNet work is 9 × batch × one image's inference; the bounds are the work at
     the measured peaks."""
-    argv = ["--version", "v1", "--height", "64", "--width", "96", "--batch_size", "2",
+    argv = ["--model_version", "v1", "--img_height", "64", "--img_width", "96", "--batch_size", "2",
             "--steps", "1", "--warmup", "0", "--device", "cpu", "--roofline", "--json",
             "--threads", "1", "--in_process", "--skip", "infer"]
     assert benchmark.main(argv) == 0

@@ -96,9 +96,33 @@ def test_a_tool_lists_only_its_options() -> None:
 
 
 def test_public_hyphenated_flags_and_snake_case_both_parse() -> None:
-    for flag in ("--save-vis", "--save_vis"):
+    for flag in ("--save-vis", "--save_vis", "--save-depth", "--save_depth"):
         opts = parse_options([flag], ("data", "inference"))
-        assert opts.save_vis
+        assert opts.save_vis or opts.save_depth
+
+
+# Every option of the public code's config parser (config.py of sc_depth_pl), with a value.
+PUBLIC_OPTIONS = [
+    "--config", "CONFIG", "--dataset_dir", "d", "--dataset_name", "kitti",
+    "--sequence_length", "3", "--skip_frames", "1", "--use_frame_index",
+    "--model_version", "v1", "--resnet_layers", "18", "--photo_weight", "1.0",
+    "--geometry_weight", "0.1", "--smooth_weight", "0.1", "--rot_t_weight", "1.0",
+    "--rot_c_weight", "1.0", "--val_mode", "depth", "--mask_rank_weight", "0.1",
+    "--normal_matching_weight", "0.1", "--normal_rank_weight", "0.1", "--no_ssim",
+    "--no_auto_mask", "--no_dynamic_mask", "--no_min_optimize", "--batch_size", "4",
+    "--epoch_size", "100", "--num_epochs", "2", "--lr", "1e-4", "--exp_name", "e",
+    "--ckpt_path", "k", "--input_dir", "i", "--output_dir", "o", "--save-vis",
+    "--save-depth",
+]
+
+
+def test_every_public_option_parses(tmp_path: Path) -> None:
+    config = tmp_path / "empty.txt"
+    config.write_text("")
+    argv = [str(config) if a == "CONFIG" else a for a in PUBLIC_OPTIONS]
+    opts = parse_options(argv, ("data", "model", "losses", "training", "runtime",
+                                "inference"))
+    assert opts.use_frame_index and opts.no_min_optimize and opts.save_vis
 
 
 def test_help_shows_each_default_once() -> None:

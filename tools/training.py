@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +229,10 @@ def train(opts: argparse.Namespace) -> int:
         num_sanity_val_steps=1,
     )
     print(f"run directory: {run_dir}", flush=True)
+    # Checkpoints live beside the TensorBoard events (the public layout), whose file the
+    # logger creates before ModelCheckpoint looks: its "not empty" warning would be noise on
+    # every run (each run has its own version folder; a resume reuses it on purpose).
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             trainer.fit(model, datamodule=datamodule,

@@ -266,7 +266,7 @@ def test_prior_is_correlated_but_imperfect(data: Path) -> None:
 def test_cli_refuses_non_empty_and_overwrites(tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli"
     args = ["--output_dir", str(out), "--scenes", "1", "--frames", "3", "--val_scenes", "0",
-            "--test_scenes", "1", "--height", "16", "--width", "24", "--seed", "3"]
+            "--test_scenes", "1", "--img_height", "16", "--img_width", "24", "--seed", "3"]
     assert run_tool("generate_synthetic_dataset", args) == 0
     assert len(list((out / "training" / "train_000_driving").glob("*.jpg"))) == 3
     assert len(list((out / "testing" / "color").glob("*.jpg"))) == 3
