@@ -8,7 +8,7 @@ Conventions (stated once, used by every function here):
   ``y_norm = 2v/(H-1) - 1``: with ``align_corners=True``, -1 and +1 are the centres of the
   first and last pixels, which is exactly the pixel-centre convention above (the public
   implementation normalised by ``W-1`` but sampled with ``align_corners=False``, a sub-pixel
-  shift; SPEC §2 fix).
+  shift that we fix; docs/method.md, departures).
 - A pose is named by the frames it maps: ``ref_T_tgt`` ``[B,3,4] = [R | t]`` maps a point
   ``X_tgt`` expressed in the target camera frame to ``X_ref = R · X_tgt + t`` in the
   reference camera frame (``T_t→r``, what ``PoseNet(tgt, ref)`` predicts).

@@ -1,4 +1,4 @@
-"""Intrinsics that follow image resizes, crops and flips (SPEC §2).
+"""Intrinsics that follow image resizes, crops and flips (docs/method.md, Geometry).
 
 Every function takes ``K`` as a numpy array or a torch tensor of shape ``[...,3,3]`` and
 returns a new array/tensor of the same kind (the input is never modified in place), so the
@@ -52,7 +52,8 @@ def crop_intrinsics(K: ArrayT, ox: float, oy: float) -> ArrayT:
 def flip_intrinsics(K: ArrayT, W: int) -> ArrayT:
     """Intrinsics of the image flipped left-right, ``W`` being its width.
 
-    K: ``[...,3,3]``: ``cx ← W - cx`` (SPEC §2, as the public implementation does).
+    K: ``[...,3,3]``: ``cx ← W - cx`` (as the public implementation does; the exact mirror of
+    pixel centres would be ``W - 1 - cx``).
     """
     out = _copy(K)
     out[..., 0, 2] = W - out[..., 0, 2]

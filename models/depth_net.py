@@ -1,4 +1,4 @@
-"""DepthNet: ResNet encoder + U-Net decoder, one image -> depth (SPEC §1)."""
+"""DepthNet: ResNet encoder + U-Net decoder, one image -> depth (docs/method.md, Networks)."""
 
 from __future__ import annotations
 

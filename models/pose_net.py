@@ -1,4 +1,4 @@
-"""PoseNet: two images -> 6-DoF relative pose (SPEC §1)."""
+"""PoseNet: two images -> 6-DoF relative pose (docs/method.md, Networks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""RectifyNet (ARN, SC-Depth V2): two images -> the rotation between them (SPEC §1)."""
+"""RectifyNet (ARN, SC-Depth V2): two images -> the rotation between them
+(docs/method.md, Networks)."""
 
 from __future__ import annotations
 

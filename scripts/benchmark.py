@@ -1,6 +1,7 @@
 """Benchmark SC-Depth training steps, inference, the data pipeline and memory.
 
-    python scripts/benchmark.py --model_version v1 --img_height 256 --img_width 320 --batch_size 4 --compare
+    python scripts/benchmark.py --model_version v1 --img_height 256 --img_width 320 \
+        --batch_size 4 --compare
     python scripts/benchmark.py --model_version v3 --precision bf16-mixed --mode both --json
     python scripts/benchmark.py --data --workers 0 2 --steps 20
 
@@ -345,8 +346,8 @@ def run_config(args: argparse.Namespace, mode: str, precision: str) -> dict[str,
     with PeakMemory(device) as mem:
         model = build_system(args.model_version, mode, device, args.compile)
         if "train" not in args.skip:
-            batch = synthetic_batch(args.model_version, args.batch_size, args.img_height, args.img_width,
-                                    device, seed=args.seed)
+            batch = synthetic_batch(args.model_version, args.batch_size, args.img_height,
+                                    args.img_width, device, seed=args.seed)
             times = bench_train_step(model, batch, precision, device, args.steps, args.warmup)
             record["_train_times"] = times
         if "infer" not in args.skip:
@@ -376,8 +377,8 @@ def run_data(args: argparse.Namespace) -> list[dict[str, Any]]:
     root = ensure_dataset(args.dataset_dir, args.img_height, args.img_width)
     records = []
     for workers in args.workers:
-        rate = bench_data(root, args.model_version, args.img_height, args.img_width, args.batch_size,
-                          workers, args.steps, args.warmup, args.cache_frames)
+        rate = bench_data(root, args.model_version, args.img_height, args.img_width,
+                          args.batch_size, workers, args.steps, args.warmup, args.cache_frames)
         records.append({"version": args.model_version, "kind": "data", "workers": workers,
                         "cache_frames": args.cache_frames, "height": args.img_height,
                         "width": args.img_width, "batch_size": args.batch_size,
@@ -457,8 +458,8 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     model = build_system(args.model_version, "fast", device)
-    batch = synthetic_batch(args.model_version, args.batch_size, args.img_height, args.img_width, device,
-                            seed=args.seed)
+    batch = synthetic_batch(args.model_version, args.batch_size, args.img_height,
+                            args.img_width, device, seed=args.seed)
     with torch.no_grad():
         forward = conv_macs(model, lambda: model.loss_terms(batch))
     model.eval()

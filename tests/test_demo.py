@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from helpers import cli
@@ -26,13 +28,10 @@ def test_gpu_precision_is_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 def test_demo_draws_unseen_test_frames_before_and_after_training(
-        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+        tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from datasets.formats import read_image
-    from datasets.synthetic import generate_dataset
 
-    data = tmp_path / "data"
-    generate_dataset(data, scenes=2, frames=6, val_scenes=1, test_scenes=1, height=48,
-                     width=64, progress=False, workers=1)
+    data = tiny_dataset
     config = tmp_path / "tiny.txt"
     config.write_text("dataset_name = synthetic\nno_pretrain = true\nimg_height = 48\n"
                       "img_width = 64\nbatch_size = 2\nepoch_size = 2\nnum_epochs = 1\n"

@@ -41,9 +41,9 @@ def test_flip_mirrors_images_maps_and_principal_point() -> None:
     (out,), K, (m,) = RandomHorizontalFlip(p=1.0)([img], K0, [depth_map])
     assert np.argwhere(out[..., 0] > 0).tolist() == [[v, W - 1 - u]]
     assert np.argwhere(m > 0).tolist() == [[v, W - 1 - u]]
-    assert K[0, 2] == pytest.approx(W - K0[0, 2])  # SPEC §2: cx <- W - cx
+    assert K[0, 2] == pytest.approx(W - K0[0, 2])  # cx <- W - cx, as the public code
     np.testing.assert_array_equal(np.delete(K.ravel(), 2), np.delete(K0.ravel(), 2))
-    # the offset from the principal point changes sign; with cx <- W - cx (SPEC) the
+    # the offset from the principal point changes sign; with cx <- W - cx (public) the
     # mirrored pixel centre lands exactly one pixel short of -(u - cx)
     assert (W - 1 - u) - K[0, 2] == pytest.approx(-(u - K0[0, 2]) - 1.0)
     assert K0[0, 2] == 18.5  # the input K is not modified in place

@@ -1,4 +1,4 @@
-"""Folder datasets on tiny generated trees (SPEC §4 layout)."""
+"""Folder datasets on tiny generated trees (the layout of docs/method.md, Data)."""
 
 from __future__ import annotations
 

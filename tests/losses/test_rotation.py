@@ -1,4 +1,4 @@
-"""ARN losses, ARN's self-supervision target and the rotation-only warp (SPEC §2, §3 V2)."""
+"""ARN losses, ARN's self-supervision target and the rotation-only warp (docs/method.md, V2)."""
 
 from __future__ import annotations
 

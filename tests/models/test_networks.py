@@ -1,4 +1,4 @@
-"""Networks: state-dict layout, shapes, ranges, hand-computed outputs (SPEC §1)."""
+"""Networks: state-dict layout, shapes, ranges, hand-computed outputs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Offline ImageNet weights: by path, from the torch hub cache, and clear errors (SPEC §1)."""
+"""Offline ImageNet weights: by path, from the torch hub cache, and clear errors."""
 
 from __future__ import annotations
 
