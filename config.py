@@ -24,11 +24,13 @@ TRAINING_GROUPS = ("data", "model", "losses", "training")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default once, and only when there is one (not for switches or "none")."""
+    """Shows a default once, and only when there is one (not for switches, "none" or an empty
+    list, nor when the help already says what the default is)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (
-                action.help or ""):
+        help_text = action.help or ""
+        if (action.default in (None, False, argparse.SUPPRESS) or action.default == []
+                or "%(default)" in help_text or "(default" in help_text):
             return action.help
         return super()._get_help_string(action)
 

@@ -65,25 +65,14 @@ def check_options(opts: argparse.Namespace) -> None:
 
 
 def input_intrinsics(opts: argparse.Namespace) -> np.ndarray | None:
-    """K ``[3,3]`` of the input images from --cam_txt or --fx --fy --cx --cy (None if neither)."""
-    from datasets.formats import read_intrinsics
+    """K ``[3,3]`` of the input images (None if not given; --save_ply needs it)."""
+    from datasets.formats import intrinsics_from
 
-    values = [opts.fx, opts.fy, opts.cx, opts.cy]
-    if opts.cam_txt and any(v is not None for v in values):
-        raise UsageError("give either --cam_txt or --fx --fy --cx --cy, not both")
-    if opts.cam_txt:
-        return read_intrinsics(opts.cam_txt)
-    if any(v is not None for v in values):
-        if any(v is None for v in values):
-            raise UsageError("--fx, --fy, --cx and --cy must be given together")
-        if opts.fx <= 0 or opts.fy <= 0:
-            raise UsageError("--fx and --fy must be positive")
-        return np.array([[opts.fx, 0.0, opts.cx], [0.0, opts.fy, opts.cy], [0.0, 0.0, 1.0]],
-                        dtype=np.float32)
-    if opts.save_ply:
+    K = intrinsics_from(opts.cam_txt, opts.fx, opts.fy, opts.cx, opts.cy)
+    if K is None and opts.save_ply:
         raise UsageError("--save_ply needs the intrinsics of the input: --cam_txt FILE or "
                          "--fx --fy --cx --cy")
-    return None
+    return K
 
 
 OPTIONS = ("img_height", "img_width", "ckpt_path", "device", "infer_batch_size",

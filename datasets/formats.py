@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse
 
 from datasets.registry import dataset_spec
-from utils.errors import UserError
+from utils.errors import UsageError, UserError
 from utils.io import write_atomic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -326,6 +326,24 @@ def read_intrinsics(path: str | Path) -> np.ndarray:
     if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
         raise DatasetError(f"intrinsics must have finite values and fx, fy > 0: {path}")
     return K
+
+
+def intrinsics_from(cam_txt: str | Path | None, fx: float | None, fy: float | None,
+                    cx: float | None, cy: float | None) -> np.ndarray | None:
+    """K ``[3,3]`` float32 from a cam.txt file or from the four numbers (the command lines'
+    ``--cam_txt`` or ``--fx --fy --cx --cy``); None when neither is given."""
+    values = [fx, fy, cx, cy]
+    if cam_txt and any(v is not None for v in values):
+        raise UsageError("give either --cam_txt or --fx --fy --cx --cy, not both")
+    if cam_txt:
+        return read_intrinsics(cam_txt)
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise UsageError("--fx, --fy, --cx and --cy must be given together")
+    if fx <= 0 or fy <= 0:
+        raise UsageError("--fx and --fy must be positive")
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float32)
 
 
 def write_intrinsics(path: str | Path, K: np.ndarray) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from datasets.formats import (
 from datasets.registry import dataset_spec
 from datasets.synthetic.raycast import render_frame
 from datasets.synthetic.scene import KINDS, MOTIONS, SyntheticScene, _intrinsics, build_scene
+from utils.io import staged_folder
 
 # Colours of the moving objects in testing/seg_mask (RGB), one per object of a scene.
 DYNAMIC_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -268,101 +268,83 @@ def generate_dataset(output_dir: str | Path, seed: int = 0, scenes: int = 6, fra
         test_stride = default_test_stride(test_scenes, frames)
     if test_stride < 1:
         raise ValueError(f"test_stride must be >= 1, got {test_stride}")
-    out = Path(output_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"output folder {out} is not empty (use --overwrite)")
-
+    settings = {"seed": seed, "height": height, "width": width, "frames": frames,
+                "motion": motion, "test_stride": test_stride, "test_scenes": test_scenes}
     plan = _plan(seed, scenes, frames, val_scenes, test_scenes, motion)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tasks = []
-    for entry in plan:
-        indices = range(0, frames, test_stride) if entry["split"] == "test" else range(frames)
-        tasks += [(entry, i, height, width, str(tmp)) for i in indices]
     if workers is None:
-        big = len(tasks) * height * width > 2_000_000
+        big = len(plan) * frames * height * width > 2_000_000
         workers = min(2, os.cpu_count() or 1) if big else 1
-
-    success = False
     try:
-        train_dir, test_dir = tmp / "training", tmp / "testing"
-        for entry in plan:
-            if entry["split"] == "test":
-                continue
-            d = train_dir / entry["name"]
-            for sub in ("depth", PRIOR_DIR, MOTION_MASK_DIR):
-                (d / sub).mkdir(parents=True, exist_ok=True)
-            K = _intrinsics(entry["kind"], height, width)
-            write_intrinsics(d / "cam.txt", K)
-        train_dir.mkdir(parents=True, exist_ok=True)
-        for sub in ("color", "depth", "seg_mask"):
-            (test_dir / sub).mkdir(parents=True, exist_ok=True)
-
-        stats: dict[str, list[dict[str, Any]]] = {e["name"]: [] for e in plan}
-        with tqdm(total=len(tasks), desc="rendering", unit="frame", disable=not progress) as bar:
-            for s in _run_tasks(tasks, workers, bar):
-                stats[s["name"]].append(s)
-
-        scene_info = []
-        n_colours = 0
-        for entry in plan:
-            ss = stats[entry["name"]]
-            first = next(s for s in ss if s["index"] == 0)
-            n_dyn = first["num_moving"]
-            info = {**entry, "K": _intrinsics(entry["kind"], height, width).tolist(),
-                    "num_dynamic_objects": n_dyn,
-                    "depth_min": min(s["depth_min"] for s in ss),
-                    "depth_max": max(s["depth_max"] for s in ss),
-                    "dynamic_fraction": float(np.mean([s["dynamic_fraction"] for s in ss]))}
-            if entry["split"] == "test":
-                n_colours = max(n_colours, n_dyn)
-                info["test_frames"] = sorted(s["index"] for s in ss)
-            else:
-                write_poses(train_dir / entry["name"] / "poses.txt",
-                            first["poses"].reshape(-1, 3, 4))
-            scene_info.append(info)
-        colours = [DYNAMIC_COLORS[i % len(DYNAMIC_COLORS)] for i in range(max(n_colours, 1))]
-        write_dynamic_colors(test_dir / "seg_mask" / "dynamic_colors.txt", colours)
-        names = {split: [e["name"] for e in plan if e["split"] == split]
-                 for split in ("train", "val", "test")}
-        write_scene_list(train_dir / "train.txt", names["train"])
-        write_scene_list(train_dir / "val.txt", names["val"])
-        test_stats = [s for n in names["test"] for s in stats[n]]
-        summary = {
-            "seed": seed, "height": height, "width": width, "frames": frames,
-            "motion": motion, "test_stride": test_stride, "test_scenes": test_scenes,
-            "train": names["train"], "val": names["val"], "test": names["test"],
-            "num_test_images": len(test_stats),
-            "dynamic_colors": [list(c) for c in colours],
-            "depth_png_scale": DEPTH_PNG_SCALE, "prior_max": PRIOR_MAX,
-            "constant_depth_abs_rel": (float(np.mean([s["constant_abs_rel"]
-                                                      for s in test_stats]))
-                                       if test_stats else None),
-            "scenes": scene_info,
-        }
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        (tmp / "README.txt").write_text(_readme(summary))
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            if out.is_dir() and not any(out.iterdir()):
-                out.rmdir()
-            else:
-                old = out.parent / f".{out.name}.old-{os.getpid()}"
-                out.rename(old)
-                tmp.rename(out)
-                if old.is_dir():
-                    shutil.rmtree(old)
-                else:
-                    old.unlink()
-        if not out.exists():
-            tmp.rename(out)
-        success = True
+        with staged_folder(output_dir, overwrite) as tmp:
+            return _write(tmp, plan, settings, workers, progress)
     finally:
         _SCENE_CACHE.clear()
-        if not success and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write(tmp: Path, plan: list[dict[str, Any]], settings: dict[str, Any], workers: int,
+           progress: bool) -> dict[str, Any]:
+    """Render ``plan`` into the folder ``tmp``; returns the summary (``settings`` first)."""
+    height, width, frames = settings["height"], settings["width"], settings["frames"]
+    tasks = []
+    for entry in plan:
+        step = settings["test_stride"] if entry["split"] == "test" else 1
+        tasks += [(entry, i, height, width, str(tmp)) for i in range(0, frames, step)]
+    train_dir, test_dir = tmp / "training", tmp / "testing"
+    for entry in plan:
+        if entry["split"] == "test":
+            continue
+        d = train_dir / entry["name"]
+        for sub in ("depth", PRIOR_DIR, MOTION_MASK_DIR):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        K = _intrinsics(entry["kind"], height, width)
+        write_intrinsics(d / "cam.txt", K)
+    train_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("color", "depth", "seg_mask"):
+        (test_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    stats: dict[str, list[dict[str, Any]]] = {e["name"]: [] for e in plan}
+    with tqdm(total=len(tasks), desc="rendering", unit="frame", disable=not progress) as bar:
+        for s in _run_tasks(tasks, workers, bar):
+            stats[s["name"]].append(s)
+
+    scene_info = []
+    n_colours = 0
+    for entry in plan:
+        ss = stats[entry["name"]]
+        first = next(s for s in ss if s["index"] == 0)
+        n_dyn = first["num_moving"]
+        info = {**entry, "K": _intrinsics(entry["kind"], height, width).tolist(),
+                "num_dynamic_objects": n_dyn,
+                "depth_min": min(s["depth_min"] for s in ss),
+                "depth_max": max(s["depth_max"] for s in ss),
+                "dynamic_fraction": float(np.mean([s["dynamic_fraction"] for s in ss]))}
+        if entry["split"] == "test":
+            n_colours = max(n_colours, n_dyn)
+            info["test_frames"] = sorted(s["index"] for s in ss)
+        else:
+            write_poses(train_dir / entry["name"] / "poses.txt",
+                        first["poses"].reshape(-1, 3, 4))
+        scene_info.append(info)
+    colours = [DYNAMIC_COLORS[i % len(DYNAMIC_COLORS)] for i in range(max(n_colours, 1))]
+    write_dynamic_colors(test_dir / "seg_mask" / "dynamic_colors.txt", colours)
+    names = {split: [e["name"] for e in plan if e["split"] == split]
+             for split in ("train", "val", "test")}
+    write_scene_list(train_dir / "train.txt", names["train"])
+    write_scene_list(train_dir / "val.txt", names["val"])
+    test_stats = [s for n in names["test"] for s in stats[n]]
+    summary = {
+        **settings,
+        "train": names["train"], "val": names["val"], "test": names["test"],
+        "num_test_images": len(test_stats),
+        "dynamic_colors": [list(c) for c in colours],
+        "depth_png_scale": DEPTH_PNG_SCALE, "prior_max": PRIOR_MAX,
+        "constant_depth_abs_rel": (float(np.mean([s["constant_abs_rel"]
+                                                  for s in test_stats]))
+                                   if test_stats else None),
+        "scenes": scene_info,
+    }
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (tmp / "README.txt").write_text(_readme(summary))
     return summary
 
 

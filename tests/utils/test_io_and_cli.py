@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -75,3 +76,41 @@ def test_one_line_parser_raises_usage_error() -> None:
     parser.add_argument("--n", type=int, help="a number")
     with pytest.raises(UsageError, match="--n"):
         parser.parse_args(["--n", "abc"])
+
+
+def test_staged_folder_replaces_in_full_or_not_at_all(tmp_path: Path) -> None:
+    from utils.io import staged_folder
+
+    out = tmp_path / "data"
+    with staged_folder(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (out / "a.txt").read_text() == "1"
+    with pytest.raises(FileExistsError, match="not empty"), staged_folder(out):
+        pass
+    with pytest.raises(RuntimeError), staged_folder(out, overwrite=True) as tmp:
+        (tmp / "b.txt").write_text("2")
+        raise RuntimeError("failed half-way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary left
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]  # the old folder kept
+    with staged_folder(out, overwrite=True) as tmp:
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+
+
+TOOLS = sorted([p.stem for p in ROOT.glob("*.py") if p.stem not in ("options", "config",
+                                                                      "hubconf")]
+               + [p.stem for p in (ROOT / "scripts").glob("*.py")])
+
+
+@pytest.mark.parametrize("name", TOOLS)
+def test_help_stands_on_its_own(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli(name).main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "usage:" in text
+    for noise in ("(default: None)", "(default: [])", "SPEC", "issue "):
+        assert noise not in text
+    assert not re.search(r"\(default[^()]*\)\s*\(default", text)  # a default said twice
