@@ -199,7 +199,7 @@ class RuntimeOptions:
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    input_dir: str | None = option(None, "folder of input images")
+    input_dir: str | None = option(None, "folder of input images, or one image file")
     input_video: str | None = option(None, "input video file")
     output_dir: str | None = option(None, "where to write the results")
     save_vis: bool = option(
