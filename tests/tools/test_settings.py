@@ -100,3 +100,60 @@ def test_a_flag_that_differs_is_used_with_a_note(small_ckpt: Path, tiny_dataset:
     assert np.load(next((tmp_path / "out").glob("*.npy"))).shape == (64, 80)
     printed = capsys.readouterr().out
     assert "note: --img_height 64 differs from the checkpoint's 48; using 64" in printed
+
+
+@pytest.fixture(scope="module")
+def small_v2_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = build_model({"model_version": "v2", "no_pretrain": True,
+                         "dataset_name": "synthetic", "img_height": H, "img_width": W})
+    path = tmp_path_factory.mktemp("small_v2") / "v2.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
+               path)
+    return path
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow  # five tools twice
+@pytest.mark.parametrize("tool", ["inference", "eval_pose", "export", "generate_pseudo_depth",
+                                  "eval_rectification"])
+def test_every_tool_gives_without_config_what_it_gives_with_it(
+        tool: str, small_ckpt: Path, small_v2_ckpt: Path, config: Path, tiny_dataset: Path,
+        tmp_path: Path) -> None:
+    import shutil
+
+    results = {}
+    for name, extra in (("bare", []), ("config", ["--config", str(config)])):
+        out = tmp_path / name
+        ckpt = ["--ckpt_path", str(small_ckpt)]
+        if tool == "inference":
+            argv = ["--input_dir", str(tiny_dataset / "testing" / "color"), "--output_dir",
+                    str(out), "--device", "cpu", "--save_depth", "--save_vis"]
+        elif tool == "eval_pose":
+            argv = ["--dataset_dir", str(tiny_dataset), "--device", "cpu", "--output_json",
+                    str(out / "pose.json"), "--output_dir", str(out / "traj")]
+        elif tool == "export":
+            argv = ["--output_dir", str(out), "--format", "torchscript"]
+        elif tool == "generate_pseudo_depth":
+            data = tmp_path / f"data_{name}"
+            shutil.copytree(tiny_dataset, data)
+            argv = ["--dataset_dir", str(data), "--backend", "checkpoint", "--device", "cpu",
+                    "--output_subdir", "prior"]
+        else:
+            ckpt = ["--ckpt_path", str(small_v2_ckpt)]
+            extra = [] if name == "bare" else ["--config", str(config)]
+            argv = ["--dataset_dir", str(tiny_dataset), "--device", "cpu", "--output_json",
+                    str(out / "rect.json")]
+        assert run_tool(tool, [*argv, *ckpt, *extra]) == 0
+        if tool == "generate_pseudo_depth":
+            results[name] = {k: v for k, v in _outputs(data / "training").items()
+                             if "/prior/" in k}
+        elif tool == "export":
+            results[name] = json.loads((out / "export.json").read_text())
+        else:
+            results[name] = _outputs(out)
+    assert results["bare"] and results["bare"] == results["config"]
