@@ -17,11 +17,16 @@ frames by name, never by position.
 
 from __future__ import annotations
 
+import codecs
 import io
 import math
+import struct
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -32,6 +37,12 @@ from utils.errors import UsageError, UserError
 from utils.io import write_atomic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+# Decompression bombs: a small file may declare any size (a 1 MB PNG of 30000 x 30000
+# zeros decodes to 2.7 GB, 11 GB as float32 RGB). Every image, depth map and prior is
+# refused before it is decoded when its header declares more pixels than this: 8192 x 8192,
+# about 1 GB once decoded to float32 RGB. Raise it here, or per call (`max_pixels=`).
+MAX_IMAGE_PIXELS = 8192 * 8192
 
 # How images enter the networks and the losses: (x/255 - IMAGE_MEAN) / IMAGE_STD on every
 # channel. SC-Depth's constants (the public code's), not ImageNet's per-channel statistics.
@@ -48,6 +59,9 @@ PRIOR_MAX = 60000
 # Moving-object masks of training scenes (<scene>/dynamic/*.png, the synthetic generator
 # writes them): 255 on moving objects; a training diagnostic only.
 MOTION_MASK_DIR = "dynamic"
+
+# Ground-truth depth of validation scenes (<scene>/depth/) and of the test split.
+GT_DIR = "depth"
 
 _JPEG_SOI, _JPEG_EOI, _JPEG_SOS = b"\xff\xd8", b"\xff\xd9", b"\xff\xda"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -82,11 +96,115 @@ def _truncation(head: bytes, tail: bytes) -> str | None:
     return None
 
 
-def check_image_file(path: Path) -> None:
-    """Raise DatasetError if ``path`` is empty, unreadable, not a JPEG/PNG, or truncated.
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a JPEG/PNG file declares in its header, read without decoding it.
 
-    Reads only the first 8 and the last few KiB bytes: cheap enough for every frame of a
-    large dataset before training starts.
+    bit_depth: bits per sample once decoded (8 or 16; 12-bit JPEGs say 12); channels: as
+    OpenCV decodes the file unchanged (1 grey, 2 grey + alpha, 3 colour, 4 with alpha).
+    """
+
+    format: str  # "jpeg" or "png"
+    height: int
+    width: int
+    bit_depth: int
+    channels: int
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+    def describe(self) -> str:
+        return f"{self.width}x{self.height}, {self.channels}-channel {self.bit_depth}-bit"
+
+
+# PNG colour type -> channels as decoded (palette images decode to colour)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...): the ones
+# whose segment holds the image size
+_JPEG_SOF = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
+
+
+def _read_header(fh: BinaryIO, path: Path) -> ImageHeader:
+    """The header of the JPEG/PNG open in ``fh`` (at its start); a few small reads."""
+    head = fh.read(8)
+    if head == _PNG_SIGNATURE:
+        ihdr = fh.read(18)  # chunk length, "IHDR", width, height, bit depth, colour type
+        if len(ihdr) < 18 or ihdr[4:8] != b"IHDR":
+            raise DatasetError(f"corrupt PNG header (no IHDR chunk): {path}")
+        width, height = struct.unpack(">II", ihdr[8:16])
+        depth, colour = ihdr[16], ihdr[17]
+        if colour not in _PNG_CHANNELS:
+            raise DatasetError(f"corrupt PNG header (colour type {colour}): {path}")
+        header = ImageHeader("png", height, width, 16 if depth == 16 else 8,
+                             _PNG_CHANNELS[colour])
+    elif head[:2] == _JPEG_SOI:
+        header = _read_jpeg_frame_header(fh, path)
+    else:
+        raise DatasetError(f"not a JPEG or PNG image (unreadable): {path}")
+    if header.height == 0 or header.width == 0:
+        raise DatasetError(f"image header declares an empty size {header.width}x"
+                           f"{header.height}: {path}")
+    return header
+
+
+def _read_jpeg_frame_header(fh: BinaryIO, path: Path) -> ImageHeader:
+    """Walk the JPEG marker segments up to the start-of-frame one, which holds the size."""
+    fh.seek(2)
+    while True:
+        byte = fh.read(1)
+        if byte != b"\xff":
+            raise DatasetError(f"corrupt JPEG header (no marker where one must be): {path}")
+        while byte == b"\xff":  # fill bytes may precede a marker
+            byte = fh.read(1)
+        if not byte:
+            break
+        marker = byte[0]
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a segment
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header came
+            break
+        length_bytes = fh.read(2)
+        if len(length_bytes) < 2 or struct.unpack(">H", length_bytes)[0] < 2:
+            break
+        length = struct.unpack(">H", length_bytes)[0]
+        if marker in _JPEG_SOF:
+            frame = fh.read(6)  # precision, height, width, components
+            if len(frame) < 6:
+                break
+            height, width = struct.unpack(">HH", frame[1:5])
+            return ImageHeader("jpeg", height, width, frame[0], frame[5])
+        fh.seek(length - 2, io.SEEK_CUR)
+    raise DatasetError(f"corrupt JPEG header (no frame header with the image size): {path}")
+
+
+def image_header(path: str | Path) -> ImageHeader:
+    """The size and sample type a JPEG/PNG file declares, without decoding it (a few small
+    reads at its start). Not a JPEG/PNG, or a corrupt header -> DatasetError."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return _read_header(fh, path)
+    except OSError as err:
+        raise DatasetError(f"unreadable image {path}: {err.strerror or err}") from None
+
+
+def _check_pixels(header: ImageHeader, path: Path, max_pixels: int) -> None:
+    if header.pixels > max_pixels:
+        raise DatasetError(
+            f"{path} declares {header.width}x{header.height} pixels "
+            f"({header.pixels / 1e6:.0f} Mpx), more than the limit of {max_pixels / 1e6:.0f} "
+            "Mpx against decompression bombs; not decoded (a real image this large: raise "
+            "datasets.formats.MAX_IMAGE_PIXELS, or resize it)")
+
+
+def check_image_file(path: Path, max_pixels: int | None = MAX_IMAGE_PIXELS) -> ImageHeader:
+    """Raise DatasetError if ``path`` is empty, unreadable, not a JPEG/PNG, truncated or
+    larger than ``max_pixels`` (None: the caller checks the size); return its header.
+
+    Reads only the header and the last few KiB: cheap enough for every frame of a large
+    dataset before training starts. Damage in the middle of a JPEG is found when it is
+    decoded (:func:`read_image`).
     """
     try:
         size = path.stat().st_size
@@ -94,39 +212,99 @@ def check_image_file(path: Path) -> None:
             head = fh.read(8)
             fh.seek(max(0, size - _TAIL_BYTES))
             tail = fh.read()
+            if size == 0:
+                raise DatasetError(f"empty image file {path}")
+            if head[:2] != _JPEG_SOI and head != _PNG_SIGNATURE:
+                raise DatasetError(f"not a JPEG or PNG image (unreadable): {path}")
+            why = _truncation(head, tail)
+            if why is not None:
+                raise DatasetError(f"{why}: {path}")
+            fh.seek(0)
+            header = _read_header(fh, path)
     except OSError as err:
         raise DatasetError(f"unreadable image {path}: {err.strerror or err}") from None
-    if size == 0:
-        raise DatasetError(f"empty image file {path}")
-    if head[:2] != _JPEG_SOI and head != _PNG_SIGNATURE:
-        raise DatasetError(f"not a JPEG or PNG image (unreadable): {path}")
-    why = _truncation(head, tail)
-    if why is not None:
-        raise DatasetError(f"{why}: {path}")
+    if max_pixels is not None:
+        _check_pixels(header, path, max_pixels)
+    return header
 
 
-def _decode(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    """Decode an image file with OpenCV; unreadable, truncated or empty -> DatasetError."""
+def _jpeg_damage(data: bytes) -> str | None:
+    """Why the marker structure of a JPEG (``data``: the whole file) is damaged, or None.
+
+    OpenCV decodes a JPEG whose middle was overwritten without an error (libjpeg only
+    prints a warning and fills in garbage). Inside entropy-coded data every 0xFF byte is
+    followed by 0x00 (stuffing), a restart marker 0xD0-0xD7 or another 0xFF, so the next
+    real marker after a scan must start a segment (tables, another scan of a progressive
+    JPEG) or end the image; the segments are walked by their lengths. A stretch of random
+    bytes breaks this almost surely from about 1 KiB on (99% of our trials), less often
+    when shorter. Bytes after the end marker are ignored.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    n = len(buf)
+    ff = np.flatnonzero(buf[:-1] == 0xFF)
+    following = buf[ff + 1]
+    markers = ff[(following != 0x00) & (following != 0xFF)
+                 & ((following < 0xD0) | (following > 0xD7))]
+    pos = 2
+    while pos + 1 < n:
+        if buf[pos] != 0xFF:
+            return f"corrupt JPEG data (no marker at byte {pos})"
+        marker = int(buf[pos + 1])
+        if marker == 0xFF:  # a fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return None
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            pos += 2
+            continue
+        if marker < 0xC0 or pos + 3 >= n:
+            return f"corrupt JPEG data (marker 0xFF{marker:02X} at byte {pos})"
+        end = pos + 2 + (int(buf[pos + 2]) << 8 | int(buf[pos + 3]))
+        if marker == 0xDA:  # the scan runs to the next real marker
+            k = int(np.searchsorted(markers, end))
+            if k == len(markers):
+                break
+            end = int(markers[k])
+        pos = end
+    return "truncated JPEG (no end-of-image marker)"
+
+
+def _decode(path: Path, flags: int = cv2.IMREAD_UNCHANGED,
+            max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode an image file with OpenCV; unreadable, truncated, damaged, empty or larger
+    than ``max_pixels`` (checked from the header, before decoding) -> DatasetError."""
     data = _read_bytes(path)
     if not data:
         raise DatasetError(f"empty image file: {path}")
     why = _truncation(data[:8], data[-_TAIL_BYTES:])
     if why is not None:
         raise DatasetError(f"{why}: {path}")
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    header = _read_header(io.BytesIO(data), path)
+    _check_pixels(header, path, max_pixels)
+    if header.format == "jpeg":
+        why = _jpeg_damage(data)
+        if why is not None:
+            raise DatasetError(f"{why}: {path}")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except (cv2.error, MemoryError) as err:
+        raise DatasetError(f"cannot decode image file {path}: "
+                           f"{type(err).__name__}: {err}".splitlines()[0]) from None
     if img is None or img.size == 0:
         raise DatasetError(f"cannot decode image file: {path}")
     return img
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Read an image as RGB.
 
     Returns: ``[H,W,3]`` float32 in 0..255. Grey images are repeated over the 3 channels, an
-    alpha channel is dropped and 16-bit images are scaled to 0..255.
+    alpha channel is dropped and 16-bit images are scaled to 0..255. An image that declares
+    more than ``max_pixels`` is refused before it is decoded.
     """
     path = Path(path)
-    img = _decode(path)
+    img = _decode(path, max_pixels=max_pixels)
     if img.dtype == np.uint16:
         img = img.astype(np.float32) * (255.0 / 65535.0)
     elif img.dtype == np.uint8:
@@ -182,13 +360,31 @@ def denormalize_image(img) -> np.ndarray:
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+    """The files of ``folder`` with one of ``suffixes`` (any case), sorted by name; a folder
+    that cannot be listed (no permission) -> DatasetError."""
+    try:
+        return sorted(p for p in folder.iterdir()
+                      if p.suffix.lower() in suffixes and p.is_file())
+    except OSError as err:
+        raise DatasetError(f"cannot list folder {folder}: {err.strerror or err}") from None
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """The ``*.jpg``, ``*.jpeg`` and ``*.png`` files of ``folder`` (any case), sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"not a folder: {folder}")
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return _files(folder, IMAGE_SUFFIXES)
+
+
+def list_frames(scene: str | Path) -> list[Path]:
+    """The frames of a scene, sorted by name (:func:`list_images`). Two frames whose names
+    differ only in their suffix (``000005.jpg``, ``000005.png``) are a DatasetError: they
+    would make a zero-motion pair, and their companion files could not be told apart."""
+    frames = list_images(scene)
+    files_by_stem(frames)
+    return frames
 
 
 # ------------------------------------------------------------------------ pairing by name
@@ -207,8 +403,7 @@ def companion_files(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
     stem is an error); an absent folder has none."""
     if not folder.is_dir():
         return {}
-    return files_by_stem(p for p in sorted(folder.iterdir())
-                         if p.is_file() and p.suffix.lower() in suffixes)
+    return files_by_stem(_files(folder, suffixes))
 
 
 def pair_by_name(images: Sequence[Path], folder: Path, suffixes: Sequence[str],
@@ -237,9 +432,20 @@ def pair_by_name(images: Sequence[Path], folder: Path, suffixes: Sequence[str],
 
 # ----------------------------------------------------------------------------- text files
 def _read_text(path: Path, what: str) -> str:
+    """A text file: UTF-8, or UTF-16/UTF-8 with a byte-order mark (what Windows editors
+    write); anything else is a DatasetError rather than names full of replacement marks."""
     if not path.is_file():
         raise DatasetError(f"missing {what}: {path}")
-    return _read_bytes(path).decode("utf-8", errors="replace")
+    data = _read_bytes(path)
+    encoding = "utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{what} {path} is not UTF-8 text (save it as UTF-8)") from None
+    if "\0" in text:
+        raise DatasetError(f"{what} {path} holds NUL characters (UTF-16 without a byte-order "
+                           "mark? save it as UTF-8)")
+    return text
 
 
 def _lines(text: str) -> Iterable[tuple[int, str]]:
@@ -250,18 +456,31 @@ def _lines(text: str) -> Iterable[tuple[int, str]]:
             yield number, line
 
 
+def is_folder_name(name: str) -> bool:
+    """True when ``name`` names one folder inside another: not empty, no path separator,
+    not absolute, not ``.`` or ``..``. Scene names and output subfolders must be, so that
+    what a list file or an option names stays inside the dataset."""
+    candidate = Path(name)
+    return (bool(name) and not candidate.is_absolute() and len(candidate.parts) == 1
+            and name not in (".", "..") and "\\" not in name)
+
+
 def read_scene_list(path: Path) -> list[str]:
     """``train.txt``/``val.txt``: scene folder names, one a line (blank lines and ``#``
     comments ignored). A name must be a folder directly under the list's folder: an absolute
-    path or one that leaves it (``..``) is a DatasetError."""
-    names = []
+    path or one that leaves it (``..``) is a DatasetError. A scene listed twice is used
+    once, with a warning (counting it twice would double its weight unasked)."""
+    names: dict[str, int] = {}
     for number, name in _lines(_read_text(path, "scene list")):
-        candidate = Path(name)
-        if candidate.is_absolute() or len(candidate.parts) != 1 or name in (".", ".."):
+        if not is_folder_name(name):
             raise DatasetError(f"{path}:{number}: {name!r} is not a scene folder name "
                                "(one folder under training/, no path)")
-        names.append(name)
-    return names
+        if name in names:
+            warnings.warn(f"{path}:{number}: scene {name} is listed again (first on line "
+                          f"{names[name]}); it is used once", stacklevel=2)
+            continue
+        names[name] = number
+    return list(names)
 
 
 def write_scene_list(path: Path, names: Iterable[str]) -> Path:
@@ -325,6 +544,10 @@ def read_intrinsics(path: str | Path) -> np.ndarray:
     K = np.array(values, dtype=np.float32).reshape(3, 3)
     if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
         raise DatasetError(f"intrinsics must have finite values and fx, fy > 0: {path}")
+    # Training inverts K at every step: a singular one would fail there, not here.
+    if not np.allclose(K[2], (0.0, 0.0, 1.0)) or abs(np.linalg.det(K.astype(np.float64))) < 1e-9:
+        raise DatasetError(f"intrinsics must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] and "
+                           f"invertible, got last row {K[2].tolist()}: {path}")
     return K
 
 
@@ -420,15 +643,54 @@ def _clean_depth(depth: np.ndarray) -> np.ndarray:
     return np.maximum(depth, 0.0)
 
 
+def _check_elements(shape: Sequence[int], path: Path) -> None:
+    """Refuse an array that declares more values than an image may have pixels, before it
+    is allocated (a small file can declare any shape)."""
+    count = math.prod(int(v) for v in shape)
+    if count > MAX_IMAGE_PIXELS:
+        raise DatasetError(
+            f"{path} declares an array of shape {tuple(int(v) for v in shape)} ({count / 1e6:.0f}"
+            f" M values), more than the limit of {MAX_IMAGE_PIXELS / 1e6:.0f} M against "
+            "decompression bombs; not loaded (raise datasets.formats.MAX_IMAGE_PIXELS)")
+
+
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a ``.npy`` file declares, from its header alone. Not a ``.npy``
+    file, not numbers, or more values than MAX_IMAGE_PIXELS -> DatasetError."""
+    try:
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+    except (OSError, ValueError, EOFError, SyntaxError) as err:
+        raise DatasetError(f"cannot read {path}: {err}".splitlines()[0]) from None
+    if dtype.kind not in "biuf":
+        raise DatasetError(f"{path} holds {dtype} values, not numbers")
+    _check_elements(shape, path)
+    return tuple(shape), dtype
+
+
 def _load_npz(path: Path) -> np.ndarray:
-    """A depth map saved by `scipy.sparse.save_npz`, or a dense `np.savez` (its first array)."""
+    """A depth map saved by `scipy.sparse.save_npz`, or a dense `np.savez` (its first array).
+    Entries that would inflate beyond an image's worth of float64 values are refused first."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = archive.files
             if not keys:
                 raise DatasetError(f"empty .npz file: {path}")
+            largest = max(info.file_size for info in archive.zip.infolist())
+            if largest > 8 * MAX_IMAGE_PIXELS + 4096:
+                raise DatasetError(
+                    f"{path} holds an entry that inflates to {largest / 2**20:.0f} MiB, more "
+                    "than a depth map of datasets.formats.MAX_IMAGE_PIXELS float64 values; "
+                    "not loaded")
             # the entries that scipy.sparse.save_npz writes
             if "format" in keys and "shape" in keys:
+                _check_elements(archive["shape"].reshape(-1), path)
                 return scipy.sparse.load_npz(path).toarray()
             return archive[keys[0]]
     except DatasetError:
@@ -438,6 +700,7 @@ def _load_npz(path: Path) -> np.ndarray:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    npy_header(path)
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
@@ -510,6 +773,33 @@ def depth_npy_bytes(depth: np.ndarray) -> bytes:
 
 
 # ---------------------------------------------------------------------------------- priors
+def _check_prior_png(header: ImageHeader, path: Path) -> None:
+    if header.channels != 1 or header.bit_depth not in (8, 16):
+        raise DatasetError(f"a prior PNG must be single-channel 8- or 16-bit, this one is "
+                           f"{header.describe()}: {path}")
+
+
+def _prior_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in PRIOR_SUFFIXES:
+        raise DatasetError(f"prior must be a .png or .npy file: {path}")
+    return suffix
+
+
+def check_prior_file(path: Path) -> tuple[int, int]:
+    """The size ``(H, W)`` of a prior, from its header alone: what :func:`read_prior` would
+    refuse for its type (empty, truncated, several channels, not numbers, too large) is
+    refused here without decoding it."""
+    if _prior_suffix(path) == ".png":
+        header = check_image_file(path)
+        _check_prior_png(header, path)
+        return header.height, header.width
+    shape = [d for d in npy_header(path)[0] if d != 1]
+    if len(shape) != 2:
+        raise DatasetError(f"a prior must be a 2-D map, got shape {shape}: {path}")
+    return shape[0], shape[1]
+
+
 def read_prior(path: str | Path) -> np.ndarray:
     """Read a single-image relative depth prior (V3, ``leres_depth/*.png`` or ``.npy``).
 
@@ -517,15 +807,11 @@ def read_prior(path: str | Path) -> np.ndarray:
     quantities are used), 0 where invalid (all zeros if nothing is valid).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
+    if _prior_suffix(path) == ".npy":
         prior = _load_npy(path)
-    elif suffix == ".png":
-        prior = _decode(path)
-        if prior.dtype not in (np.uint8, np.uint16):
-            raise DatasetError(f"unsupported prior type {prior.dtype}: {path}")
     else:
-        raise DatasetError(f"prior must be a .png or .npy file: {path}")
+        _check_prior_png(image_header(path), path)
+        prior = _decode(path)
     prior = _clean_depth(_check_2d(prior, path))
     peak = float(prior.max())
     return prior / peak if peak > 0 else prior

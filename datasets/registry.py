@@ -9,10 +9,11 @@ all read their facts from here. Imports nothing heavy, so the option parser stay
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from utils.errors import UsageError
 
-__all__ = ["DATASETS", "DATASET_NAMES", "Crop", "DatasetSpec", "dataset_spec"]
+__all__ = ["DATASETS", "DATASET_NAMES", "Crop", "DatasetSpec", "dataset_spec", "eval_mask"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,21 @@ def dataset_spec(name: str) -> DatasetSpec:
     except KeyError:
         raise UsageError(f"unknown dataset name {name!r} "
                          f"(choices: {', '.join(DATASET_NAMES)})") from None
+
+
+def eval_mask(gt: Any, spec: DatasetSpec) -> Any:
+    """Pixels that are scored: GT strictly inside the dataset's range and inside its crop.
+
+    gt: ``[..., H, W]`` depth in metres (0 = no measurement), a torch tensor or a numpy
+    array. Returns bool of the same kind and shape. The one definition of a valid pixel:
+    the metrics score these, and the dataset check refuses ground truth without any.
+    """
+    min_depth, max_depth = spec.eval_range
+    mask = (gt > min_depth) & (gt < max_depth)
+    if spec.crop is not None:
+        top, bottom, left, right = spec.crop.bounds(gt.shape[-2], gt.shape[-1])
+        mask[..., :top, :] = False
+        mask[..., bottom:, :] = False
+        mask[..., :left] = False
+        mask[..., right:] = False
+    return mask

@@ -33,7 +33,14 @@ __all__ = [
     "ToTensor",
     "Transform",
     "resize_map",
+    "resize_note",
 ]
+
+# Resizing to the network's input is silent up to these factors; beyond them the tools say so
+# (the depth of a 40x30 thumbnail blown up eightfold, or of a panorama squeezed to 4:3, is
+# rarely what was meant).
+MAX_UPSCALE = 2.0
+MAX_ASPECT_CHANGE = 2.0
 
 
 Sample = tuple[list[Any], Any, list[Any]]
@@ -67,6 +74,21 @@ def resize_map(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     if arr.shape[:2] == (height, width):
         return arr
     return cv2.resize(arr, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def resize_note(height: int, width: int, net_height: int, net_width: int) -> str | None:
+    """Why resizing a ``height × width`` image to the network input ``net_height ×
+    net_width`` deserves a word, or None: enlarged more than MAX_UPSCALE times on a side,
+    or its aspect ratio changed more than MAX_ASPECT_CHANGE times."""
+    upscale = max(net_height / height, net_width / width)
+    aspect = (width / height) / (net_width / net_height)
+    if upscale > MAX_UPSCALE:
+        return (f"{width}x{height} is enlarged {upscale:.1f}x to the network's "
+                f"{net_width}x{net_height}")
+    if max(aspect, 1 / aspect) > MAX_ASPECT_CHANGE:
+        return (f"{width}x{height} is stretched to the network's {net_width}x{net_height} (aspect "
+                f"ratio {width / height:.2f} -> {net_width / net_height:.2f})")
+    return None
 
 
 class Compose:

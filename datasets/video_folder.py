@@ -19,11 +19,13 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from datasets.formats import (
+    GT_DIR,
     MOTION_MASK_DIR,
     PRIOR_DIR,
     PRIOR_SUFFIXES,
     DatasetError,
     gt_depth_suffixes,
+    list_frames,
     list_images,
     pair_by_name,
     read_dynamic_colors,
@@ -42,6 +44,10 @@ __all__ = ["FrameCache", "TestDepthSet", "TrainFolder", "ValidationDepthSet"]
 
 # Default budget of --cache_frames per process (each DataLoader worker holds its own copy).
 CACHE_BYTES = 2 << 30
+
+# A training sample whose files cannot be read is replaced by the next one; this many
+# failures in a row mean the dataset itself is broken, and end the run.
+MAX_REPLACED_IN_A_ROW = 10
 
 
 class FrameCache:
@@ -119,6 +125,11 @@ class TrainFolder(Dataset):
 
     Item: dict(tgt [3,H,W], refs list of [3,H,W], K [3,3], K_inv [3,3],
     tgt_prior [1,H,W] (with_prior only), tgt_dynamic [1,H,W] in {0,1} (has_motion_masks only)).
+
+    The start-up check (``datasets.check``) reads only the headers of the training files; a
+    sample whose file turns out damaged when it is decoded (a JPEG corrupt in its middle) is
+    reported once, with the file, and replaced by the next sample, so that one bad frame of
+    a large dataset does not end the run (``MAX_REPLACED_IN_A_ROW`` failures in a row do).
     """
 
     def __init__(self, root: str | Path, train: bool = True, sequence_length: int = 3,
@@ -144,7 +155,7 @@ class TrainFolder(Dataset):
         # (scene index, target, references, prior or None, motion mask or None)
         self.samples: list[tuple[int, Path, tuple[Path, ...], Path | None, Path | None]] = []
         for scene in self.scenes:
-            all_frames = list_images(scene)
+            all_frames = list_frames(scene)
             frames = all_frames
             if use_frame_index:
                 index = read_frame_index(scene / "frame_index.txt", len(all_frames))
@@ -178,6 +189,19 @@ class TrainFolder(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        last: DatasetError | None = None
+        for attempt in range(MAX_REPLACED_IN_A_ROW):
+            try:
+                return self._load((index + attempt) % len(self.samples))
+            except DatasetError as err:
+                last = err
+                # once per bad file and process (each loader worker reports its own)
+                warnings.warn(f"training sample skipped, the next one used instead: {err}",
+                              stacklevel=2)
+        raise DatasetError(f"{MAX_REPLACED_IN_A_ROW} training samples in a row could not be "
+                           f"read (from {self.samples[index][1]} on); last: {last}")
+
+    def _load(self, index: int) -> dict[str, Any]:
         scene_idx, tgt_path, ref_paths, prior_path, motion_path = self.samples[index]
         images = [_read(self.cache, p, read_image) for p in (tgt_path, *ref_paths)]
         shape = images[0].shape
@@ -226,8 +250,8 @@ class ValidationDepthSet(Dataset):
         suffixes = gt_depth_suffixes(dataset_name)
         self.samples: list[tuple[Path, Path]] = []
         for scene in scene_dirs(self.root, "val.txt"):
-            frames = list_images(scene)
-            gts = pair_by_name(frames, scene / "depth", suffixes, "ground-truth depth")
+            frames = list_frames(scene)
+            gts = pair_by_name(frames, scene / GT_DIR, suffixes, "ground-truth depth")
             self.samples.extend(zip(frames, gts))
         if not self.samples:
             raise DatasetError(f"no validation frames in the scenes of {self.root / 'val.txt'}")
@@ -264,7 +288,7 @@ class TestDepthSet(Dataset):
         images = list_images(self.test_dir / "color")
         if not images:
             raise DatasetError(f"no images in {self.test_dir / 'color'}")
-        gts = pair_by_name(images, self.test_dir / "depth", gt_depth_suffixes(dataset_name),
+        gts = pair_by_name(images, self.test_dir / GT_DIR, gt_depth_suffixes(dataset_name),
                            "ground-truth depth")
         seg_dir = self.test_dir / "seg_mask"
         self.dynamic_colors: np.ndarray | None = None

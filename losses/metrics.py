@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from datasets.registry import eval_mask
+
 METRIC_NAMES: tuple[str, ...] = (
     "abs_rel", "sq_rel", "log10", "rmse", "rmse_log", "a1", "a2", "a3",
 )
@@ -36,21 +38,6 @@ class EvalProtocol(Protocol):
 
     eval_range: tuple[float, float]
     crop: Any
-
-
-def eval_mask(gt: torch.Tensor, spec: EvalProtocol) -> torch.Tensor:
-    """Pixels that are scored: GT strictly inside the dataset's range and inside its crop.
-
-    gt: [..., H, W] depth in metres (0 = no measurement). Returns bool [..., H, W].
-    """
-    min_depth, max_depth = spec.eval_range
-    mask = (gt > min_depth) & (gt < max_depth)
-    if spec.crop is not None:
-        top, bottom, left, right = spec.crop.bounds(gt.shape[-2], gt.shape[-1])
-        crop = torch.zeros(gt.shape[-2:], dtype=torch.bool, device=gt.device)
-        crop[top:bottom, left:right] = True
-        mask = mask & crop
-    return mask
 
 
 def masked_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

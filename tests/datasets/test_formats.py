@@ -3,6 +3,7 @@ name the bad file."""
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 
@@ -15,12 +16,16 @@ import torch
 from datasets.formats import (
     PRIOR_MAX,
     DatasetError,
+    _jpeg_damage,
+    check_prior_file,
     companion_files,
     denormalize_image,
     depth_npy_bytes,
     encode_depth_png16,
     encode_motion_mask,
     encode_prior,
+    image_header,
+    list_frames,
     list_images,
     normalize_image,
     read_depth_npy,
@@ -48,6 +53,86 @@ from datasets.formats import (
 def _png(path: Path, arr: np.ndarray) -> Path:
     assert cv2.imwrite(str(path), arr)
     return path
+
+
+# ---- headers, size limits, damage (docs/reliability.md) ------------------------------------
+def _jpegs() -> dict[str, bytes]:
+    """The JPEG variants encoders write: baseline, restart markers, progressive (OpenCV and
+    Pillow, optimised tables), grey, with an EXIF segment."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    out = {"baseline": cv2.imencode(".jpg", rgb)[1].tobytes(),
+           "restart": cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])[1].tobytes(),
+           "progressive": cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1]
+           .tobytes(),
+           "grey": cv2.imencode(".jpg", rgb[:, :, 0])[1].tobytes()}
+    for name, kwargs in {"pil_progressive": {"progressive": True, "optimize": True},
+                         "pil_exif": {"exif": Image.Exif().tobytes()}}.items():
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", **kwargs)
+        out[name] = buf.getvalue()
+    return out
+
+
+def test_image_header_gives_size_and_type_without_decoding(tmp_path: Path) -> None:
+    for name, data in _jpegs().items():
+        (tmp_path / f"{name}.jpg").write_bytes(data)
+        header = image_header(tmp_path / f"{name}.jpg")
+        assert (header.height, header.width, header.bit_depth) == (60, 80, 8), name
+        assert header.channels == (1 if name == "grey" else 3)
+    header = image_header(_png(tmp_path / "d.png", np.zeros((5, 7), np.uint16)))
+    assert (header.format, header.height, header.width, header.bit_depth, header.channels) \
+        == ("png", 5, 7, 16, 1)
+
+
+def test_jpeg_damage_check_passes_every_encoder_and_finds_a_damaged_middle() -> None:
+    for name, data in _jpegs().items():
+        assert _jpeg_damage(data) is None, name
+        damaged = bytearray(data)
+        a = len(data) // 3
+        damaged[a:a + 2048] = np.random.default_rng(1).integers(0, 256, 2048, np.uint8).tobytes()
+        assert _jpeg_damage(bytes(damaged)) is not None, name
+
+
+def test_prior_file_header_rules(tmp_path: Path) -> None:
+    assert check_prior_file(_png(tmp_path / "a.png", np.ones((4, 6), np.uint16))) == (4, 6)
+    np.save(tmp_path / "b.npy", np.ones((1, 4, 6), np.float32))
+    assert check_prior_file(tmp_path / "b.npy") == (4, 6)
+    with pytest.raises(DatasetError, match="single-channel"):
+        check_prior_file(_png(tmp_path / "c.png", np.ones((4, 6, 3), np.uint8)))
+    np.save(tmp_path / "d.npy", np.array(["a", "b"]))
+    with pytest.raises(DatasetError, match="not numbers"):
+        check_prior_file(tmp_path / "d.npy")
+
+
+def test_text_files_with_a_byte_order_mark_and_others(tmp_path: Path) -> None:
+    path = tmp_path / "train.txt"
+    for data in ("a\nb\n".encode("utf-8-sig"), "a\r\nb\r\n".encode("utf-16"),
+                 codecs.BOM_UTF16_BE + "a\nb\n".encode("utf-16-be")):
+        path.write_bytes(data)
+        assert read_scene_list(path) == ["a", "b"]
+    path.write_bytes("a\n".encode("utf-16-le"))  # no byte-order mark
+    with pytest.raises(DatasetError, match="NUL characters"):
+        read_scene_list(path)
+
+
+def test_singular_intrinsics_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cam.txt"
+    path.write_text("10 0 5\n0 10 4\n0 0 0\n")
+    with pytest.raises(DatasetError, match="invertible"):
+        read_intrinsics(path)
+
+
+def test_list_frames_refuses_two_frames_of_one_name(tmp_path: Path) -> None:
+    for name in ("000000.jpg", "000001.jpg", "000001.png"):
+        _png(tmp_path / name, np.zeros((4, 4, 3), np.uint8))
+    assert len(list_images(tmp_path)) == 3
+    with pytest.raises(DatasetError, match="'000001'"):
+        list_frames(tmp_path)
 
 
 # ---- read_image ---------------------------------------------------------------------------
