@@ -8,9 +8,10 @@ defaults; flags on the command line override them. A bad option is a one-line Us
 from __future__ import annotations
 
 import argparse
+import math
 import types
 import typing
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import configargparse
 
@@ -18,7 +19,7 @@ from datasets.registry import dataset_spec
 from options import CHECKPOINT_SETTINGS, GROUPS, own_fields
 from utils.cli import OneLineConfigParser
 
-__all__ = ["finalize", "get_parser", "parse_options"]
+__all__ = ["checked", "finalize", "get_parser", "option_keys", "parse_options"]
 
 TRAINING_GROUPS = ("data", "model", "losses", "training")
 
@@ -42,6 +43,25 @@ def _scalar_type(annotation: object) -> type:
     return annotation  # type: ignore[return-value]
 
 
+def checked(kind: type, at_least: float | None = None, above: float | None = None
+            ) -> Callable[[str], object]:
+    """The argparse ``type`` of an option: ``kind(text)``, refused (as ``argument --x: ...``,
+    one line) when not finite (floats), below ``at_least`` or not above ``above``. Values
+    from a config file pass through it too."""
+    def parse(text: str) -> object:
+        value = kind(text)
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if at_least is not None and value < at_least:
+            raise argparse.ArgumentTypeError(f"must be at least {at_least:g}, got {text}")
+        if above is not None and not value > above:
+            raise argparse.ArgumentTypeError(f"must be greater than {above:g}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
+    return parse
+
+
 def add_group(parser: configargparse.ArgumentParser, name: str,
               names: Collection[str] | None = None) -> None:
     """Add the options of group ``name`` (options.GROUPS), or those of them in ``names``,
@@ -52,12 +72,25 @@ def add_group(parser: configargparse.ArgumentParser, name: str,
             continue
         meta = dict(f.metadata)
         flags = [f"--{f.name}", *meta.pop("aliases", ())]
+        limits = {"at_least": meta.pop("at_least", None), "above": meta.pop("above", None)}
         kind = _scalar_type(annotation)
         if kind is bool:
             section.add_argument(*flags, dest=f.name, action="store_true", default=f.default,
                                  **meta)
         else:
-            section.add_argument(*flags, dest=f.name, type=kind, default=f.default, **meta)
+            parse = checked(kind, **limits) if kind in (int, float) else kind
+            section.add_argument(*flags, dest=f.name, type=parse, default=f.default, **meta)
+
+
+def option_keys() -> set[str]:
+    """Every option name of every group, with its other spellings, as a config file may
+    write it (``lr``, ``save-vis``)."""
+    keys = set()
+    for group in GROUPS.values():
+        for f, _ in own_fields(group):
+            keys.add(f.name)
+            keys.update(alias.lstrip("-") for alias in f.metadata.get("aliases", ()))
+    return keys
 
 
 def get_parser(groups: Sequence[str] = TRAINING_GROUPS, description: str | None = None,
@@ -72,9 +105,10 @@ def get_parser(groups: Sequence[str] = TRAINING_GROUPS, description: str | None 
         parser = OneLineConfigParser(
             description=description,
             formatter_class=HelpFormatter,
-            # A training config may be passed to test.py/inference.py: keys of groups a
-            # script does not use are ignored rather than rejected.
-            ignore_unknown_config_file_keys=True,
+            # A training config may be passed to test.py/inference.py: keys of options a
+            # script does not use are ignored; a key that is no option at all (a typo) is
+            # an error, as it is on the command line.
+            other_tools_keys=option_keys(),
         )
     parser.add_argument("--config", is_config_file=True,
                         help="config file of `key = value` lines (flags override it)")

@@ -47,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("--dataset_dir is required")
     if not opts.ckpt_path:
         raise UsageError("--ckpt_path is required")
-    if opts.infer_batch_size < 1:
-        raise UsageError("--infer_batch_size must be at least 1")
 
     from tools.pose_evaluation import (
         evaluate_scene,

@@ -49,13 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from models.depth_net import MIN_INPUT_SIZE
     from tools.export import TOLERANCE, export_onnx, export_torchscript
     from tools.predictor import Predictor
 
-    for flag in ("img_height", "img_width"):
-        if getattr(opts, flag) is not None and getattr(opts, flag) < MIN_INPUT_SIZE:
-            raise UsageError(f"--{flag} must be at least {MIN_INPUT_SIZE}")
     opts.device, opts.infer_precision = "cpu", "32"
     predictor, settings = Predictor.from_options(opts)
     print("\n".join([*settings.notes, f"{opts.ckpt_path}: {settings.describe()}"]), flush=True)

@@ -124,14 +124,10 @@ def run(opts: argparse.Namespace) -> int:
     from utils.io import write_atomic
     from utils.runtime import resolve_device
 
-    if opts.infer_batch_size <= 0:
-        raise UsageError("--infer_batch_size must be positive")
     if not 0 < opts.min_disparity_ratio < 1:
         raise UsageError("--min_disparity_ratio must be in (0, 1)")
     if (opts.img_height is None) != (opts.img_width is None):
         raise UsageError("give both --img_height and --img_width, or neither")
-    if opts.img_height is not None and min(opts.img_height, opts.img_width) <= 0:
-        raise UsageError("--img_height and --img_width must be positive")
     if opts.backend == "checkpoint" and not opts.ckpt_path:
         raise UsageError("--backend checkpoint needs --ckpt_path")
     kind = opts.output_kind or ("disparity" if opts.backend == "hub" else "depth")

@@ -47,12 +47,8 @@ def check_options(opts: argparse.Namespace) -> None:
     if opts.vis_colorbar and fixed[0] is None:
         raise UsageError("--vis_colorbar needs the fixed range of --vis_min_depth and "
                          "--vis_max_depth")
-    for name in ("infer_batch_size", "ply_every"):
-        if getattr(opts, name) < 1:
-            raise UsageError(f"--{name} must be at least 1")
-    for name in ("depth_scale", "video_fps"):
-        if getattr(opts, name) is not None and getattr(opts, name) <= 0:
-            raise UsageError(f"--{name} must be positive")
+    if opts.min_image_size > opts.max_image_size:
+        raise UsageError("need --min_image_size <= --max_image_size")
     if opts.input_dir:
         source = Path(opts.input_dir)
         if not source.exists():

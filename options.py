@@ -22,6 +22,7 @@ from datasets.registry import DATASET_NAMES
 __all__ = [
     "CHECKPOINT_SETTINGS",
     "GROUPS",
+    "MIN_INPUT_SIZE",
     "PRECISIONS",
     "DataOptions",
     "EvaluationOptions",
@@ -43,15 +44,23 @@ CHECKPOINT_SETTINGS = ("model_version", "resnet_layers", "dataset_name", "img_he
 # Precision names (Lightning's): utils.runtime maps them to dtypes.
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 
+# Smallest network input side: the stride-32 feature of DepthNet must be 2 pixels wide, the
+# least that its ReflectionPad2d(1) accepts (models.depth_net checks its inputs with it).
+MIN_INPUT_SIZE = 33
 
-def option(default: Any, help: str, **argparse_kwargs: Any) -> Any:
+
+def option(default: Any, help: str, *, at_least: float | None = None,
+           above: float | None = None, **argparse_kwargs: Any) -> Any:
     """A dataclass field that is also a command-line option ``--<name>``.
 
+    at_least / above: the value must be >= / > this (config.py refuses others on the command
+    line and in config files alike, as one line); a float must also be finite.
     argparse_kwargs: ``choices``, ``metavar``, ``nargs``/``const`` and ``aliases`` (more
     flag spellings, e.g. the public code's ``--save-vis``). A ``bool`` field is a switch
     (``store_true``), so its default must be False.
     """
-    return field(default=default, metadata={"help": help, **argparse_kwargs})
+    return field(default=default, metadata={"help": help, "at_least": at_least,
+                                            "above": above, **argparse_kwargs})
 
 
 @dataclass(frozen=True)
@@ -62,16 +71,21 @@ class DataOptions:
         "kitti", "which dataset: sets the ground-truth encoding, the evaluation range and "
         "crop, and the default training size", choices=DATASET_NAMES, aliases=("--dataset",))
     sequence_length: int = option(
-        3, "frames per training sample (odd): the target and sequence_length - 1 references")
-    skip_frames: int = option(1, "gap k between the target and its references (i-k, i+k)")
+        3, "frames per training sample (odd): the target and sequence_length - 1 references",
+        at_least=3)
+    skip_frames: int = option(1, "gap k between the target and its references (i-k, i+k)",
+                              at_least=1)
     use_frame_index: bool = option(
         False, "use only the frames listed in each scene's frame_index.txt (made by "
         "generate_valid_frame_index.py)")
     img_height: int | None = option(
-        None, "network input height (default: the dataset's training size)")
+        None, "network input height (default: the dataset's training size)",
+        at_least=MIN_INPUT_SIZE)
     img_width: int | None = option(
-        None, "network input width (default: the dataset's training size)")
-    num_workers: int = option(2, "data loader worker processes (0 loads in the main process)")
+        None, "network input width (default: the dataset's training size)",
+        at_least=MIN_INPUT_SIZE)
+    num_workers: int = option(2, "data loader worker processes (0 loads in the main process)",
+                              at_least=0)
     cache_frames: bool = option(
         False, "keep decoded frames in memory (for small datasets whose decoding is slow)")
     check_only: bool = option(False, "check the dataset layout, print a summary and exit")
@@ -95,14 +109,17 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class LossOptions:
-    photo_weight: float = option(1.0, "photometric loss weight")
-    geometry_weight: float = option(0.1, "geometry-consistency loss weight")
-    smooth_weight: float = option(0.1, "edge-aware smoothness weight (V1, V2)")
-    rot_c_weight: float = option(1.0, "V2: ARN rotation-consistency loss weight")
-    rot_t_weight: float = option(1.0, "V2: ARN rotation-triplet loss weight")
-    normal_matching_weight: float = option(0.1, "V3: normal-matching loss weight")
-    mask_rank_weight: float = option(0.1, "V3: dynamic-region mask ranking loss weight")
-    normal_rank_weight: float = option(0.1, "V3: edge-guided normal ranking loss weight")
+    photo_weight: float = option(1.0, "photometric loss weight", at_least=0.0)
+    geometry_weight: float = option(0.1, "geometry-consistency loss weight", at_least=0.0)
+    smooth_weight: float = option(0.1, "edge-aware smoothness weight (V1, V2)", at_least=0.0)
+    rot_c_weight: float = option(1.0, "V2: ARN rotation-consistency loss weight", at_least=0.0)
+    rot_t_weight: float = option(1.0, "V2: ARN rotation-triplet loss weight", at_least=0.0)
+    normal_matching_weight: float = option(0.1, "V3: normal-matching loss weight",
+                                           at_least=0.0)
+    mask_rank_weight: float = option(0.1, "V3: dynamic-region mask ranking loss weight",
+                                     at_least=0.0)
+    normal_rank_weight: float = option(0.1, "V3: edge-guided normal ranking loss weight",
+                                       at_least=0.0)
     rank_normalize: bool = option(
         False, "V3 (ours; off, as in the paper): the mask ranking ranks depth divided by its "
         "image mean, so the loss does not depend on the network's arbitrary depth unit")
@@ -133,32 +150,37 @@ class TrainOptions:
     exp_name: str = option(
         "sc_depth", "run name: logs and checkpoints go to <log_dir>/<exp_name>/version_N")
     log_dir: str = option("ckpts", "root folder of the runs")
-    batch_size: int = option(4, "samples per batch and device")
-    epoch_size: int = option(1000, "batches per epoch (drawn at random with replacement)")
-    num_epochs: int = option(100, "number of epochs")
-    max_steps: int = option(-1, "stop after this many optimizer steps (-1: no limit)")
-    lr: float = option(1e-4, "Adam learning rate")
+    batch_size: int = option(4, "samples per batch and device", at_least=1)
+    epoch_size: int = option(1000, "batches per epoch (drawn at random with replacement)",
+                             at_least=1)
+    num_epochs: int = option(100, "number of epochs", at_least=1)
+    max_steps: int = option(-1, "stop after this many optimizer steps (-1: no limit)",
+                            at_least=-1)
+    lr: float = option(1e-4, "Adam learning rate (a resumed run takes this one, not the "
+                       "checkpoint's)", above=0.0)
     val_every_n_steps: int | None = option(
         None, "also validate (and keep the best checkpoints) every n optimizer steps "
-        "(default: at the end of each epoch and of --max_steps)")
+        "(default: at the end of each epoch and of --max_steps)", at_least=1)
     ckpt_every_n_steps: int = option(
         250, "write last.ckpt every n optimizer steps, so that a crash loses at most that "
-        "many (0: only at validation); SIGTERM and Ctrl-C write it before stopping")
+        "many (0: only at validation); SIGTERM and Ctrl-C write it before stopping",
+        at_least=0)
     val_mode: str = option(
         "depth", "validate with ground-truth depth (AbsRel) or with the photometric loss "
         "(videos without ground truth)", choices=("depth", "photo"))
     limit_val_batches: float = option(
-        1.0, "fraction (<= 1.0) or number (> 1) of validation batches per validation")
-    log_every_n_steps: int = option(50, "how often to write training scalars")
+        1.0, "fraction (<= 1.0) or number (> 1) of validation batches per validation",
+        above=0.0)
+    log_every_n_steps: int = option(50, "how often to write training scalars", at_least=1)
     log_images_every_n_steps: int = option(
-        500, "how often to write image strips to TensorBoard (0: never)")
+        500, "how often to write image strips to TensorBoard (0: never)", at_least=0)
     seed: int | None = option(
         None, "seed everything (Python, NumPy, torch, workers) for repeatable runs")
     accelerator: str = option(
         "auto", "auto picks a GPU when one is present, else the CPU",
         choices=("auto", "cpu", "gpu"))
     devices: str = option("auto", "devices per node: a number, a list like 0,1, or auto")
-    num_nodes: int = option(1, "number of machines (DDP)")
+    num_nodes: int = option(1, "number of machines (DDP)", at_least=1)
     precision: str = option(
         "32", "32, or mixed precision: bf16-mixed (CPUs with AVX-512-bf16 or AMX, recent "
         "GPUs) or 16-mixed (GPUs)", choices=PRECISIONS)
@@ -191,7 +213,7 @@ class TrainingOptions(TrainOptions, LossOptions, ModelOptions, DataOptions):
 class RuntimeOptions:
     device: str = option(
         "auto", "torch device: auto (a GPU when there is one), cpu, cuda, cuda:1 ...")
-    infer_batch_size: int = option(4, "images per forward pass")
+    infer_batch_size: int = option(4, "images per forward pass", at_least=1)
     infer_precision: str = option(
         "32", "precision of the forward passes: 32, bf16-mixed (DepthNet in bf16, its depth "
         "head in fp32) or 16-mixed (the same in fp16, GPUs only)", choices=PRECISIONS)
@@ -219,15 +241,15 @@ class InferenceOptions:
         None, "colour maps over a fixed depth range: this depth (in output units: network "
         "units times --depth_scale) is the brightest; with --vis_max_depth the colours of "
         "all pictures are comparable (default: each picture scaled to its own 95th "
-        "percentile of disparity)")
+        "percentile of disparity)", above=0.0)
     vis_max_depth: float | None = option(
-        None, "the far end of the fixed range of --vis_min_depth (the darkest)")
+        None, "the far end of the fixed range of --vis_min_depth (the darkest)", above=0.0)
     vis_colorbar: bool = option(
         False, "add a colour bar with depth labels to each colour map (needs the fixed "
         "range of --vis_min_depth and --vis_max_depth)", aliases=("--vis-colorbar",))
     depth_scale: float = option(
         1.0, "metres per network depth unit (e.g. test.py's median scale ratio), applied to "
-        "--save_png16 and --save_ply; 1.0 keeps network units")
+        "--save_png16 and --save_ply; 1.0 keeps network units", above=0.0)
     output_resolution: str = option(
         "network", "size of the depth outputs (npy, png16, vis, ply): the network's, or "
         "resized (bilinear) back to each input's size", choices=("network", "input"))
@@ -236,18 +258,22 @@ class InferenceOptions:
         "axes); needs --cam_txt or --fx --fy --cx --cy", aliases=("--save-ply",))
     cam_txt: str | None = option(
         None, "3x3 intrinsics file (cam.txt) of the input images or video frames")
-    fx: float | None = option(None, "focal length x, in input pixels")
-    fy: float | None = option(None, "focal length y, in input pixels")
+    fx: float | None = option(None, "focal length x, in input pixels", above=0.0)
+    fy: float | None = option(None, "focal length y, in input pixels", above=0.0)
     cx: float | None = option(None, "principal point x, in input pixels")
     cy: float | None = option(None, "principal point y, in input pixels")
-    ply_every: int = option(10, "video input: write a point cloud for every n-th frame only")
+    ply_every: int = option(10, "video input: write a point cloud for every n-th frame only",
+                            at_least=1)
     save_video: bool = option(
         False, "video input: write <video name>_depth.mp4 (or .avi) of the colour maps",
         aliases=("--save-video",))
     video_fps: float | None = option(
-        None, "frame rate of --save_video (default: the input video's, else 10)")
-    min_image_size: int = option(64, "inputs with a side shorter than this are skipped")
-    max_image_size: int = option(8192, "inputs with a side longer than this are skipped")
+        None, "frame rate of --save_video (default: the input video's, else 10)", above=0.0)
+    min_image_size: int = option(64, "inputs with a side shorter than this are skipped",
+                                 at_least=1)
+    max_image_size: int = option(
+        8192, "inputs with a side longer than this are skipped, read from the file's header "
+        "before it is decoded (a decompression bomb never is)", at_least=1)
 
 
 @dataclass(frozen=True)

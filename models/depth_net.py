@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.resnet_encoder import ResnetEncoder
+from options import MIN_INPUT_SIZE
 
 __all__ = ["ELU", "Conv3x3", "ConvBlock", "DepthDecoder", "DepthNet", "elu", "fold_batch_norm"]
 
@@ -18,9 +19,6 @@ __all__ = ["ELU", "Conv3x3", "ConvBlock", "DepthDecoder", "DepthNet", "elu", "fo
 # lies in (1/10.01, 100).
 DISP_SCALE = 10.0
 MIN_DISP = 0.01
-# Smallest image side for which the stride-32 feature is 2 pixels wide, the least that
-# ReflectionPad2d(1) accepts.
-MIN_INPUT_SIZE = 33
 
 
 def elu(x: torch.Tensor) -> torch.Tensor:

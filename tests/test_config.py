@@ -71,6 +71,33 @@ def test_unknown_choice_is_a_one_line_usage_error() -> None:
         parse_options(["--dataset_name", "mars"])
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--batch_size", "0"], "argument --batch_size: must be at least 1, got 0"),
+    (["--lr=-1e-4"], "argument --lr: must be greater than 0, got -1e-4"),
+    (["--lr", "nan"], "argument --lr: must be a finite number, got nan"),
+    (["--photo_weight", "inf"], "argument --photo_weight: must be a finite number"),
+    (["--img_width", "32"], "argument --img_width: must be at least 33"),
+    (["--num_epochs", "0"], "argument --num_epochs: must be at least 1"),
+    (["--epoch_size", "two"], "argument --epoch_size: invalid int value: 'two'"),
+])
+def test_option_limits_are_one_line_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=f"^{message}"):
+        parse_options(argv)
+
+
+def test_config_file_keys_are_checked_like_flags(tmp_path: Path) -> None:
+    config = tmp_path / "c.txt"
+    config.write_text("lrr = 0.1\n")
+    with pytest.raises(UsageError, match=r"unknown option 'lrr' .*did you mean 'lr'"):
+        parse_options(["--config", str(config)])
+    config.write_text("batch_size = -2\n")
+    with pytest.raises(UsageError, match="--batch_size: must be at least 1"):
+        parse_options(["--config", str(config)])
+    # another tool's options are ignored: one file serves train.py, test.py, inference.py
+    config.write_text("lr = 0.001\nsave-vis = true\ninfer_batch_size = 2\n")
+    assert parse_options(["--config", str(config)]).lr == 0.001
+
+
 def test_training_parser_defaults_are_the_options_dataclass() -> None:
     """One source of defaults: every training option's flag has the dataclass default (the
     image size is filled from the dataset afterwards), and every field has a flag."""

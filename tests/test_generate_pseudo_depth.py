@@ -249,7 +249,7 @@ def test_user_errors_are_one_line(dataset: Path, hub_dir: Path, tmp_path: Path,
     assert "one value or three" in exit_line(
         hub_args(dataset, hub_dir, "--hub_mean", "0.5", "0.5"), capsys)
     assert "both --img_height and --img_width" in exit_line(
-        hub_args(dataset, hub_dir, "--img_height", "32"), capsys)
+        hub_args(dataset, hub_dir, "--img_height", "64"), capsys)
     with pytest.raises(UsageError, match="min_disparity_ratio"):
         gpd.main(hub_args(dataset, hub_dir, "--min_disparity_ratio", "0"))
     assert not list((dataset / "training").glob("*/leres_depth"))  # nothing half-done

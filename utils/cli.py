@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Collection
+from typing import Any, NoReturn
 
 import configargparse
 
 from utils.errors import UsageError, UserError
 
-__all__ = ["OneLineConfigParser", "OneLineParser", "UsageError", "report_user_errors",
-           "run_main"]
+__all__ = ["OneLineConfigParser", "OneLineParser", "UsageError", "one_line",
+           "report_user_errors", "run_main"]
 
 
 class _OneLineErrors:
@@ -27,7 +28,42 @@ class OneLineParser(_OneLineErrors, argparse.ArgumentParser):
 
 
 class OneLineConfigParser(_OneLineErrors, configargparse.ArgumentParser):
-    """The same for tools that also read `--config` files."""
+    """The same for tools that also read `--config` files.
+
+    ``other_tools_keys``: config-file keys that are options of other tools (one config file
+    serves train.py, test.py and inference.py); they are ignored. Any other key this parser
+    does not know is a UsageError naming it, as a misspelt flag is.
+    """
+
+    def __init__(self, *args: Any, other_tools_keys: Collection[str] = (), **kwargs: Any
+                 ) -> None:
+        super().__init__(*args, ignore_unknown_config_file_keys=False, **kwargs)
+        self.other_tools_keys = set(other_tools_keys)
+
+    def convert_item_to_command_line_arg(self, action: argparse.Action | None, key: str,
+                                         value: Any) -> list[str]:
+        if action is None:  # a key that names none of this parser's options
+            if key in self.other_tools_keys:
+                return []
+            close = difflib.get_close_matches(key, [*self._known_keys(), *self.other_tools_keys],
+                                              n=1)
+            raise UsageError(f"unknown option {key!r} in the --config file"
+                             + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return super().convert_item_to_command_line_arg(action, key, value)
+
+    def _known_keys(self) -> list[str]:
+        return [s.lstrip("-") for a in self._actions for s in a.option_strings]
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` as one line. A user error raised in a DataLoader worker
+    reaches the main process with the worker's traceback in its message ("Caught X in
+    DataLoader worker process 0. Original Traceback ... module.X: message"): its last line
+    holds the message."""
+    text = str(err).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
@@ -35,7 +71,7 @@ def report_user_errors(prog: str, run: Callable[[], int | None]) -> int:
     try:
         return run() or 0
     except UserError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         return 2
 
 
