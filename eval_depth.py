@@ -24,8 +24,8 @@ import numpy as np
 
 from config import get_parser
 from utils.cli import report_user_errors
-from utils.errors import UsageError
-from utils.io import write_atomic
+from utils.errors import UsageError, UserError
+from utils.io import check_output_file, write_atomic
 
 PROG = "eval_depth.py"
 _MAX_LISTED = 10  # names listed per warning line, the rest are counted
@@ -109,13 +109,15 @@ def run(args: argparse.Namespace) -> int:
         read_gt_depth,
     )
     from datasets.registry import dataset_spec
-    from losses.metrics import DepthEvaluator, format_table
+    from losses.metrics import DepthEvaluator, format_table, results_problem
 
     if args.dataset_name is None:
         raise UsageError("--dataset_name is required (it sets the ground-truth encoding, "
                          "the depth range and the crop)")
     if not args.gt_depth.is_dir():
         raise UsageError(f"--gt_depth: ground-truth folder not found: {args.gt_depth}")
+    if args.output_json:
+        check_output_file(args.output_json, "--output_json")
     gt = companion_files(args.gt_depth, gt_depth_suffixes(args.dataset_name))
     colors = None
     if args.seg_mask is not None:
@@ -148,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
     results = evaluator.compute()
     print(f"{args.dataset_name}: {results['num_images']} images from {args.pred_depth}")
     print(format_table(results))
+    problem = results_problem(results)
+    if problem is not None:
+        raise UserError(f"{problem} ({args.pred_depth} against {args.gt_depth})")
     if args.output_json:
         write_atomic(Path(args.output_json), json.dumps(results, indent=2))
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from config import get_parser
 from utils.cli import run_main
 from utils.errors import UsageError
-from utils.io import write_atomic
+from utils.io import check_output_dir, check_output_file, write_atomic
 
 OPTIONS = ("dataset_dir", "dataset_name", "img_height", "img_width", "model_version",
            "resnet_layers", "ckpt_path", "device", "infer_batch_size", "infer_precision",
@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("--dataset_dir is required")
     if not opts.ckpt_path:
         raise UsageError("--ckpt_path is required")
+    # before the model loads: output places that cannot be written
+    if opts.output_dir:
+        check_output_dir(opts.output_dir, "--output_dir")
+    for flag in ("output_json", "plot"):
+        if getattr(opts, flag):
+            check_output_file(getattr(opts, flag), f"--{flag}")
 
     from tools.pose_evaluation import (
         evaluate_scene,

@@ -23,7 +23,7 @@ from typing import Any
 from config import get_parser
 from utils.cli import run_main
 from utils.errors import UsageError
-from utils.io import write_atomic
+from utils.io import check_output_dir, write_atomic
 
 FORMATS = ("torchscript", "onnx")
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("--ckpt_path is required")
     if not opts.output_dir:
         raise UsageError("--output_dir is required")
+    check_output_dir(opts.output_dir, "--output_dir")  # before the model loads
 
     import torch
 

@@ -40,11 +40,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from config import get_parser
 from utils.cli import run_main
 from utils.errors import UsageError
+from utils.io import check_output_dir
 
 PROG = "generate_pseudo_depth.py"
 # The input normalisation most relative-depth networks expect (MiDaS v2.1, Depth Anything):
@@ -95,17 +99,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output_subdir(name: str) -> None:
+    """The priors go to ``<scene>/<name>/``: one plain folder inside each scene, so that
+    they can neither overwrite the frames (``.``) nor leave the dataset (``../x``, an
+    absolute path) nor land on another scene's; nor a folder of the layout that holds
+    other files (ground truth, moving-object masks)."""
+    from datasets.formats import GT_DIR, MOTION_MASK_DIR, is_folder_name
+
+    if not is_folder_name(name):
+        raise UsageError(f"--output_subdir {name!r}: give one folder name (written inside "
+                         "each scene; no path, not . or ..)")
+    if name in (GT_DIR, MOTION_MASK_DIR):
+        raise UsageError(f"--output_subdir {name}: that folder of a scene holds other files "
+                         "(ground truth, moving-object masks) that the priors would overwrite")
+
+
 def frame_jobs(dataset_dir: Path, output_subdir: str, skip_existing: bool
                ) -> tuple[list[tuple[Path, Path]], int]:
     """(frame, output path) of every frame of the train/val scenes still to do, and how
-    many were skipped."""
-    from datasets.formats import list_images, listed_scenes
+    many were skipped. Temporary files an interrupted run left in the output folders are
+    removed."""
+    from datasets.formats import list_frames, listed_scenes
+    from utils.io import remove_stale_temporaries
 
     if not dataset_dir.is_dir():
         raise UsageError(f"--dataset_dir: dataset folder not found: {dataset_dir}")
+    check_output_subdir(output_subdir)
+    check_output_dir(dataset_dir / "training", "--dataset_dir")
     jobs, skipped = [], 0
     for scene in listed_scenes(dataset_dir / "training"):
-        for frame in list_images(scene):
+        for stale in remove_stale_temporaries(scene / output_subdir):
+            print(f"removed {stale}, left by a run killed while writing it", file=sys.stderr)
+        for frame in list_frames(scene):
             out = scene / output_subdir / f"{frame.stem}.png"
             if skip_existing and out.is_file():
                 skipped += 1
@@ -118,7 +143,7 @@ def run(opts: argparse.Namespace) -> int:
     """Write the priors of every train/val frame of ``opts.dataset_dir``; prints a summary."""
     from tqdm import tqdm
 
-    from datasets.formats import encode_image, encode_prior, read_image
+    from datasets.formats import DatasetError, encode_image, encode_prior, read_image
     from tools.predictor import Predictor, stream
     from tools.pseudo_depth import HubPredictor, to_depth
     from utils.io import write_atomic
@@ -145,8 +170,16 @@ def run(opts: argparse.Namespace) -> int:
         predict = predictor.predict
 
     written = empty = 0
-    frames = ((read_image(frame), out) for frame, out in jobs)
-    for (_, out), depth in tqdm(stream(predict, frames, opts.infer_batch_size,
+    unreadable: list[str] = []
+
+    def frames() -> Iterator[tuple[np.ndarray, Path]]:
+        for frame, out in jobs:
+            try:
+                yield read_image(frame), out
+            except DatasetError as err:  # one bad frame does not end the run
+                unreadable.append(str(err))
+
+    for (_, out), depth in tqdm(stream(predict, frames(), opts.infer_batch_size,
                                        lambda item: item[0]),
                                 total=len(jobs), desc="priors", unit="img", file=sys.stderr):
         prior = encode_prior(to_depth(depth, kind, opts.min_disparity_ratio))
@@ -158,6 +191,11 @@ def run(opts: argparse.Namespace) -> int:
     if empty:
         print(f"warning: {empty} priors have no valid pixel (the network gave no positive "
               f"{kind}); V3 ignores them", file=sys.stderr)
+    if unreadable:
+        print(f"{PROG}: {len(unreadable)} frames could not be read and have no prior "
+              "(V3 training refuses the dataset until they are fixed or removed):\n"
+              + "\n".join(f"  {line}" for line in unreadable), file=sys.stderr)
+        return 1
     return 0
 
 

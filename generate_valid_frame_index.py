@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     """Write the frame index of every scene of `args.dataset_dir`; prints a summary."""
     from tqdm import tqdm
 
-    from datasets.formats import DatasetError, list_images, write_frame_index
+    from datasets.formats import DatasetError, list_frames, write_frame_index
+    from utils.io import check_output_dir, remove_stale_temporaries
 
     if not args.dataset_dir:
         raise UsageError("--dataset_dir is required")
@@ -106,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--pixel_threshold must be >= 0")
     if not 0 <= args.min_fraction < 1:
         raise UsageError("--min_fraction must be in [0, 1)")
-    scenes = {scene: list_images(scene) for scene in scene_dirs(args.dataset_dir)}
+    check_output_dir(args.dataset_dir / "training", "--dataset_dir")
+    scenes = {scene: list_frames(scene) for scene in scene_dirs(args.dataset_dir)}
+    for scene in scenes:
+        for stale in remove_stale_temporaries(scene, [INDEX_NAME]):
+            print(f"removed {stale}, left by a run killed while writing it", file=sys.stderr)
     empty = [s.name for s, frames in scenes.items() if not frames]
     if empty:
         print(f"warning: {len(empty)} scenes without frames (no index written): "

@@ -24,6 +24,7 @@ from config import get_parser
 from options import InferenceOptions
 from utils.cli import run_main
 from utils.errors import UsageError
+from utils.io import check_output_dir, refuse_overlap, remove_stale_temporaries
 
 
 def check_options(opts: argparse.Namespace) -> None:
@@ -49,15 +50,14 @@ def check_options(opts: argparse.Namespace) -> None:
                          "--vis_max_depth")
     if opts.min_image_size > opts.max_image_size:
         raise UsageError("need --min_image_size <= --max_image_size")
+    # Before the model loads: an output folder that is a file, read-only or on a full disk.
+    out = check_output_dir(opts.output_dir, "--output_dir")
     if opts.input_dir:
         source = Path(opts.input_dir)
         if not source.exists():
             raise UsageError(f"--input_dir: no such folder or image: {source}")
         # Outputs are named after the inputs: <name>.jpg/.png would overwrite them.
-        folder = source if source.is_dir() else source.parent
-        if Path(opts.output_dir).resolve() == folder.resolve():
-            raise UsageError("--output_dir must differ from the input folder (outputs are "
-                             "named after the inputs and could overwrite them)")
+        refuse_overlap([out], [source if source.is_dir() else source.parent], "--output_dir")
 
 
 def input_intrinsics(opts: argparse.Namespace) -> np.ndarray | None:
@@ -84,18 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from datasets.frames import folder_frames, video_frames
+    from datasets.transforms import resize_note
     from tools.outputs import DepthWriter, OutputSettings, VideoSink
     from tools.predictor import Predictor, stream
 
     video, fps = None, 0.0
+    sides = (opts.min_image_size, opts.max_image_size)
     if opts.input_video:
-        frames, total, fps = video_frames(Path(opts.input_video))
+        frames, total, fps = video_frames(Path(opts.input_video), *sides)
     else:
-        frames, total = folder_frames(Path(opts.input_dir))
+        frames, total = folder_frames(Path(opts.input_dir), *sides)
     predictor, settings = Predictor.from_options(opts)
     print("\n".join([*settings.notes, f"{opts.ckpt_path}: {settings.describe()}"]), flush=True)
     out = Path(opts.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(out):
+        print(f"removed {stale}, left by a run killed while writing it")
     if opts.save_video:
         video = VideoSink(out / f"{Path(opts.input_video).stem}_depth",
                           opts.video_fps or (fps if fps > 0 else 10.0))
@@ -104,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                               ply_every=opts.ply_every if opts.input_video else 1)
     writer = DepthWriter(out, settings, K_input, video)
     skipped: list[str] = []
+    resized: list[str] = []
     seen: set[str] = set()
 
     def usable(indexed: tuple[int, object]) -> bool:
@@ -111,16 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         if frame.error is not None:
             skipped.append(frame.error)
             return False
-        H, W = frame.image.shape[:2]
-        if min(H, W) < opts.min_image_size or max(H, W) > opts.max_image_size:
-            skipped.append(f"{frame.name}: size {W}x{H} outside {opts.min_image_size}.."
-                           f"{opts.max_image_size} pixels a side")
-            return False
         if frame.name in seen:
             skipped.append(f"{frame.name}: another input has the same name (its outputs "
                            "would be overwritten)")
             return False
         seen.add(frame.name)
+        note = resize_note(*frame.image.shape[:2], predictor.height, predictor.width)
+        if note is not None:
+            resized.append(f"{frame.name}: {note}")
         return True
 
     progress = tqdm(enumerate(frames), total=total or None, desc="inference",
@@ -143,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"depth video: {video_path}")
     if skipped:
         print("skipped:\n" + "\n".join(f"  {line}" for line in skipped))
+    if resized and not opts.input_video:
+        print(f"note: {len(resized)} inputs are far from the network's size or shape (give "
+              "--img_height/--img_width to change it):\n"
+              + "\n".join(f"  {line}" for line in resized))
+    elif resized:
+        print(f"note: the frames {resized[0].split(': ', 1)[1]}")
     if processed == 0:
         print("inference.py: no input could be processed")
         return 1

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from config import get_parser
 from utils.cli import run_main
-from utils.errors import UsageError
-from utils.io import write_atomic
+from utils.errors import UsageError, UserError
+from utils.io import check_output_file, write_atomic
 
 OPTIONS = ("dataset_dir", "dataset_name", "img_height", "img_width", "num_workers",
            "model_version", "resnet_layers", "ckpt_path", "device", "infer_batch_size",
@@ -28,9 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("--dataset_dir is required")
     if not opts.ckpt_path:
         raise UsageError("--ckpt_path is required")
+    if opts.output_json:
+        check_output_file(opts.output_json, "--output_json")  # before the model loads
 
     from datasets.check import check_dataset
-    from losses.metrics import format_table
+    from losses.metrics import format_table, results_problem
     from tools.evaluation import evaluate_test_set
     from tools.predictor import Predictor
 
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                                 opts.num_workers)
     print(f"{results['num_images']} test images")
     print(format_table(results))
+    problem = results_problem(results)
+    if problem is not None:
+        raise UserError(f"{problem} ({opts.ckpt_path} on {opts.dataset_dir})")
     if opts.output_json:
         write_atomic(Path(opts.output_json), json.dumps(results, indent=2))
     return 0

@@ -200,6 +200,20 @@ class DepthEvaluator:
         return results
 
 
+def results_problem(results: dict) -> str | None:
+    """Why :meth:`DepthEvaluator.compute`'s results are no evaluation, or None: no image
+    had a valid ground-truth pixel, or a metric is not finite (NaN/Inf predictions). The
+    tools print the table and then fail with this, rather than exit 0 on NaN."""
+    if results["num_images"] == 0:
+        return (f"no image was scored: none of the {results['num_skipped']} has a "
+                "ground-truth pixel inside the evaluation range")
+    bad = [name for name, value in results["full"].items() if not math.isfinite(value)]
+    if bad:
+        return (f"{', '.join(bad)} not finite over {results['num_images']} images: the "
+                "predicted depth holds NaN or Inf values")
+    return None
+
+
 def format_table(results: dict) -> str:
     """The metrics table that test.py and eval_depth.py print (one row per split)."""
     header = f"{'':>8} " + " ".join(f"{name:>9}" for name in METRIC_NAMES)

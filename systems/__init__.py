@@ -27,8 +27,8 @@ from utils.checkpoint import (
 )
 
 __all__ = ["SYSTEMS", "NonFiniteLossError", "SCDepthV1", "SCDepthV2", "SCDepthV3",
-           "StepContext", "build_model", "load_from_checkpoint", "model_from_checkpoint",
-           "system_class"]
+           "StepContext", "build_model", "load_from_checkpoint", "load_weights",
+           "model_from_checkpoint", "system_class"]
 
 SYSTEMS: dict[str, type[SCDepthV1]] = {"v1": SCDepthV1, "v2": SCDepthV2, "v3": SCDepthV3}
 
@@ -75,13 +75,21 @@ def model_from_checkpoint(ckpt: dict, path: str | Path, map_location: str | torc
     hp.update(model_version=model_version or stored, resnet_layers=infer_resnet_layers(ckpt),
               no_pretrain=True, encoder_weights=None)
     model = build_model(hp)
+    load_weights(model, ckpt, path)
+    model.apply_fast_path()
+    return model.to(map_location).eval()
+
+
+def load_weights(model: SCDepthV1, ckpt: dict, path: str | Path) -> None:
+    """Load a loaded checkpoint's weights into ``model``, strictly. Weights of another
+    version or encoder depth are a one-line CheckpointError saying what the file holds and
+    what it was to be loaded into (``path`` names the file)."""
     try:
         model.load_state_dict(checkpoint_state_dict(ckpt), strict=True)
     except RuntimeError as err:
-        detail = str(err).splitlines()[0] if str(err) else "the weights do not fit"
-        what = (f"a {stored} model, which cannot be loaded as {model_version}"
-                if model_version and model_version != stored else "weights that do not fit "
-                f"SC-Depth {stored} with ResNet-{hp['resnet_layers']}")
-        raise CheckpointError(f"{path} holds {what} ({detail})") from None
-    model.apply_fast_path()
-    return model.to(map_location).eval()
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
+        raise CheckpointError(
+            f"{path} holds SC-Depth {infer_model_version(ckpt)} with a ResNet-"
+            f"{infer_resnet_layers(ckpt)} DepthNet, which cannot be loaded as SC-Depth "
+            f"{model.opts.model_version} with ResNet-{model.opts.resnet_layers} ({detail})"
+        ) from None

@@ -59,7 +59,7 @@ def test_folder_all_outputs_at_network_resolution(ckpt, images, tmp_path, capsys
                 "--infer_batch_size", "3"]) == 0
     printed = capsys.readouterr().out
     assert "processed 4, skipped 3" in printed
-    assert "e_broken.jpg" in printed and "f_tiny: size 40x32 outside 64..8192" in printed
+    assert "e_broken.jpg" in printed and "f_tiny.png: size 40x32 outside 64..8192" in printed
     assert "a_colour: another input has the same name" in printed
     names = ["a_colour", "b_grey", "c_rgba", "d_16bit"]
     assert sorted(p.name for p in out.iterdir()) == sorted(

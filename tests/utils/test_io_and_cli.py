@@ -10,9 +10,15 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, run_tool
 
-from utils.cli import OneLineParser, report_user_errors
+from utils.cli import OneLineParser, one_line, report_user_errors
 from utils.errors import UsageError
-from utils.io import write_atomic
+from utils.io import (
+    OutputError,
+    check_output_dir,
+    check_output_file,
+    remove_stale_temporaries,
+    write_atomic,
+)
 
 
 def test_write_atomic_replaces_text_and_bytes(tmp_path: Path) -> None:
@@ -114,3 +120,49 @@ def test_help_stands_on_its_own(name: str, capsys: pytest.CaptureFixture[str]) -
     for noise in ("(default: None)", "(default: [])", "SPEC", "issue "):
         assert noise not in text
     assert not re.search(r"\(default[^()]*\)\s*\(default", text)  # a default said twice
+
+
+# ---- output places, stale temporaries (docs/reliability.md) -------------------------------
+def test_check_output_dir_and_file(tmp_path: Path) -> None:
+    assert check_output_dir(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # creates nothing
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(UsageError, match=r"^--out .*plain is a file"):
+        check_output_dir(tmp_path / "plain", "--out")
+    with pytest.raises(UsageError, match="is under the file"):
+        check_output_dir(tmp_path / "plain" / "sub", "--out")
+    with pytest.raises(UsageError, match="is a folder, not a file name"):
+        check_output_file(tmp_path, "--output_json")
+
+
+def test_write_atomic_failure_is_one_line_and_leaves_no_temporary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("utils.io.os.replace", full)
+    with pytest.raises(OutputError, match=r"^cannot write .*a.txt: No space left on device$"):
+        write_atomic(tmp_path / "a.txt", "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_stale_temporaries_only_ours(tmp_path: Path) -> None:
+    names = [".a.npy.x1y2z3w4.tmp", ".last.ckpt.tmp", ".frame_index.txt.ab12cd34.tmp",
+             ".notes", "visible.tmp"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    removed = remove_stale_temporaries(tmp_path, ["frame_index.txt"])
+    assert [p.name for p in removed] == [".frame_index.txt.ab12cd34.tmp"]
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == [".a.npy.x1y2z3w4.tmp", ".last.ckpt.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes", "visible.tmp"]
+
+
+def test_one_line_of_an_error_from_a_loader_worker() -> None:
+    from datasets.formats import DatasetError
+
+    wrapped = DatasetError("Caught DatasetError in DataLoader worker process 0.\n"
+                           "Original Traceback (most recent call last):\n  File ...\n"
+                           "datasets.formats.DatasetError: 10 training samples in a row")
+    assert one_line(wrapped) == "10 training samples in a row"
+    assert one_line(UsageError("first\nsecond")) == "first"
