@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from datasets.formats import denormalize_image
@@ -102,6 +103,9 @@ class SCDepthV1(pl.LightningModule):
         }
         self._evaluator: DepthEvaluator | None = None
         self._val_losses: list[float] = []
+        # training steps of this epoch (and of the run) whose masks left no pixel
+        self._empty_steps = 0
+        self._warned_empty = False
         # The fast path (scripts/benchmark.py measures it against the plain one).
         self.batched_forwards = not opts.no_batched_forwards
         self.channels_last = not opts.no_channels_last
@@ -212,6 +216,7 @@ class SCDepthV1(pl.LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         terms, context = self.loss_terms(batch)
         self.check_finite(terms)
+        self._count_empty(context)
         loss = self.total_loss(terms)
         logs = {f"train/{k}": v.detach() for k, v in {**terms, **context.logs}.items()}
         logs["train/total_loss"] = loss.detach()
@@ -224,8 +229,37 @@ class SCDepthV1(pl.LightningModule):
             self.log_train_images(batch, context)
         return loss
 
+    def _count_empty(self, context: StepContext) -> None:
+        """Identical, black or white frames leave no pixel to the photometric loss (the
+        auto-mask drops them all): the loss is 0 and nothing is learnt. Said at the first
+        such step of the run, counted at the end of each epoch."""
+        fraction = context.logs.get("valid_fraction")
+        if fraction is None or float(fraction) > 0:
+            return
+        self._empty_steps += 1
+        if not self._warned_empty:
+            self._warned_empty = True
+            rank_zero_warn(f"step {self.global_step}: no pixel passed the photometric masks "
+                           "(valid_fraction 0, loss 0): identical, black or white frames?")
+
+    def on_train_epoch_end(self) -> None:
+        if self._empty_steps:
+            rank_zero_warn(f"epoch {self.current_epoch}: {self._empty_steps} training steps "
+                           "had no valid pixel (valid_fraction 0) and taught nothing")
+        self._empty_steps = 0
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.opts.lr)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed run trains with its own ``--lr``, the one its checkpoints record:
+        Lightning would restore the optimizer's stored learning rate over it."""
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                if group.get("lr") != self.opts.lr:
+                    rank_zero_info(f"note: --lr {self.opts.lr:g} replaces the checkpoint's "
+                                   f"{group['lr']:g}")
+                    group["lr"] = self.opts.lr
 
     # ---------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
@@ -260,6 +294,13 @@ class SCDepthV1(pl.LightningModule):
         if self.opts.val_mode == "depth":
             results = self._evaluator.compute()
             if results["num_images"] == 0:
+                # The dataset check refuses ground truth without a valid pixel; a subset
+                # (--limit_val_batches) may still have none. A NaN val_loss ranks last in
+                # the checkpoint monitor, where a missing one would end the run.
+                rank_zero_warn(f"validation at step {self.global_step}: none of the "
+                               f"{results['num_skipped']} frames has a valid ground-truth "
+                               "pixel; val_loss is NaN")
+                self.log("val_loss", math.nan, prog_bar=True, sync_dist=True)
                 return
             logs = {f"val/{k}": v for k, v in metrics_for_logging(results).items()}
             val_loss = results["full"]["abs_rel"]

@@ -4,6 +4,7 @@ Trainer around a system and the VideoDataModule."""
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import signal
@@ -24,18 +25,15 @@ from pytorch_lightning.callbacks import (
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from datasets.data_module import VideoDataModule
-from systems import NonFiniteLossError, build_model
+from systems import NonFiniteLossError, build_model, load_weights
 from utils.allocator import keep_freed_memory
-from utils.checkpoint import (
-    SAFE_GLOBALS,
-    AtomicCheckpointIO,
-    checkpoint_state_dict,
-    load_checkpoint,
-)
+from utils.checkpoint import SAFE_GLOBALS, AtomicCheckpointIO, load_checkpoint
 from utils.errors import UsageError
+from utils.io import check_output_dir, remove_stale_temporaries
+from utils.runtime import check_precision
 
-__all__ = ["EpochReseed", "NoLostWork", "TrainingInterruptedError", "parse_devices",
-           "resolve_resume", "train"]
+__all__ = ["EpochReseed", "NoLostWork", "TrainingInterruptedError", "check_devices",
+           "parse_devices", "resolve_accelerator", "resolve_resume", "train"]
 
 
 def parse_devices(value: str) -> int | list[int] | str:
@@ -48,6 +46,36 @@ def parse_devices(value: str) -> int | list[int] | str:
     if re.fullmatch(r"\d+(,\d+)*,?", value):
         return [int(v) for v in value.split(",") if v]
     raise UsageError(f"--devices {value!r}: use auto, a number, or a list like 0,1")
+
+
+def resolve_accelerator(accelerator: str) -> str:
+    """"cpu" or "gpu" for ``--accelerator`` (auto: a GPU when there is one); gpu without
+    a CUDA GPU is a UsageError rather than Lightning's traceback."""
+    has_gpu = torch.cuda.is_available()
+    if accelerator == "gpu" and not has_gpu:
+        raise UsageError("--accelerator gpu: no CUDA GPU is available (use --accelerator cpu)")
+    return "gpu" if accelerator == "gpu" or (accelerator == "auto" and has_gpu) else "cpu"
+
+
+def check_devices(devices: int | list[int] | str, accelerator: str) -> None:
+    """``--devices`` must exist on this machine: GPU indices below the GPU count; on the
+    CPU, a number of processes no larger than the cores (each trains a copy of the model,
+    and more processes than cores only queue behind one another)."""
+    if devices == "auto":
+        return
+    if accelerator == "cpu":
+        cores = os.cpu_count() or 1
+        if isinstance(devices, list):
+            raise UsageError(f"--devices {','.join(map(str, devices))} names GPUs; on the CPU "
+                             "give a number of processes")
+        if not 1 <= devices <= cores:
+            raise UsageError(f"--devices {devices}: training on the CPU takes 1 to {cores} "
+                             f"processes here ({cores} cores)")
+        return
+    count = torch.cuda.device_count()
+    wanted = devices if isinstance(devices, list) else list(range(devices))
+    if not wanted or max(wanted) >= count:
+        raise UsageError(f"--devices {devices}: this machine has {count} GPU(s)")
 
 
 def _version_number(path: Path) -> int:
@@ -114,6 +142,7 @@ class NoLostWork(Callback):
         self.last_path, self.every_n_steps = last_path, every_n_steps
         self.signal: str | None = None
         self.saved_step: int | None = None  # where last.ckpt stopped after a signal
+        self.checkpointed_step = -1  # the step of the newest checkpoint written
         self._previous: dict[int, object] = {}
 
     def _request_stop(self, signum: int, frame: object) -> None:
@@ -133,7 +162,26 @@ class NoLostWork(Callback):
 
     def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule,
                      exception: BaseException) -> None:
+        """An error ended training (a broken file, a full disk, a bug): the steps since the
+        last checkpoint are saved to last.ckpt first. Not after a NaN/Inf loss (the last
+        good checkpoint is kept as it is), a second Ctrl-C (stop at once), or under DDP
+        (the other processes would wait for this one)."""
         self._restore()
+        if (not isinstance(exception, Exception)
+                or isinstance(exception, NonFiniteLossError | TrainingInterruptedError)
+                or trainer.world_size > 1 or trainer.global_step <= self.checkpointed_step):
+            return
+        try:
+            trainer.save_checkpoint(self.last_path)
+        except Exception as err:  # the original error matters more; say why this failed
+            print(f"could not save {self.last_path} after the error: {err}", file=sys.stderr)
+            return
+        print(f"{type(exception).__name__} at step {trainer.global_step}; {self.last_path} "
+              "written first: continue with --resume", file=sys.stderr, flush=True)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule,
+                           checkpoint: dict) -> None:
+        self.checkpointed_step = trainer.global_step
 
     def _restore(self) -> None:
         for signum, handler in self._previous.items():
@@ -175,18 +223,29 @@ class NoLostWork(Callback):
 def train(opts: argparse.Namespace) -> int:
     """Train with the parsed options of train.py (the dataset already checked); returns the
     exit status."""
+    # Everything that can be refused is, before the model is built.
+    accelerator = resolve_accelerator(opts.accelerator)
+    devices = parse_devices(opts.devices)
+    check_devices(devices, accelerator)
+    check_precision(opts.precision, torch.device("cuda" if accelerator == "gpu" else "cpu"),
+                    "--precision")
+    check_output_dir(Path(opts.log_dir) / opts.exp_name, "--log_dir")
     if not opts.no_malloc_tuning:
         keep_freed_memory()  # before the first large tensor; see utils/allocator.py
     resume_ckpt, resume_version = resolve_resume(opts)
+    # refuses unsafe, broken or other-architecture files before Lightning does
+    weights = load_checkpoint(resume_ckpt or opts.ckpt_path) if (
+        resume_ckpt or opts.ckpt_path) else None
     if resume_ckpt is not None:
-        load_checkpoint(resume_ckpt)  # refuses unsafe or broken files before Lightning does
+        for stale in remove_stale_temporaries(resume_ckpt.parent):
+            print(f"removed {stale}, left by a run killed while writing it", file=sys.stderr)
     if opts.seed is not None:
         pl.seed_everything(opts.seed, workers=True)
 
     model = build_model(opts)
-    if opts.ckpt_path and resume_ckpt is None:
-        state = checkpoint_state_dict(load_checkpoint(opts.ckpt_path))
-        model.load_state_dict(state, strict=True)
+    if weights is not None:
+        load_weights(model, weights, resume_ckpt or opts.ckpt_path)
+        del weights
 
     datamodule = VideoDataModule(opts)
     logger = TensorBoardLogger(save_dir=opts.log_dir, name=opts.exp_name,
@@ -203,11 +262,10 @@ def train(opts: argparse.Namespace) -> int:
                                  LearningRateMonitor(logging_interval="step")]
     if opts.seed is not None:
         callbacks.append(EpochReseed(opts.seed))
-    devices = parse_devices(opts.devices)
     many = opts.num_nodes > 1 or (isinstance(devices, int) and devices > 1) or (
         isinstance(devices, list) and len(devices) > 1)
     trainer = pl.Trainer(
-        accelerator=opts.accelerator,
+        accelerator=accelerator,
         devices=devices,
         num_nodes=opts.num_nodes,
         # The networks keep heads that the loss never uses (ResNet fc, the disparity heads
@@ -224,7 +282,7 @@ def train(opts: argparse.Namespace) -> int:
         logger=logger,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
-        deterministic=opts.seed is not None and opts.accelerator == "cpu",
+        deterministic=opts.seed is not None and accelerator == "cpu",
         benchmark=opts.seed is None,
         num_sanity_val_steps=1,
     )
@@ -244,8 +302,9 @@ def train(opts: argparse.Namespace) -> int:
     except TrainingInterruptedError as err:
         print(f"train.py: stopped by {err}", file=sys.stderr)
         return 130 if "SIGINT" in str(err) else 143
+    last = run_dir / "last.ckpt"
     print(f"checkpoints in {run_dir}: best {checkpoint.best_model_path or '(none yet)'}"
           + (f" (val_loss {float(checkpoint.best_model_score):.4f})"
              if checkpoint.best_model_score is not None else "")
-          + f", last {run_dir / 'last.ckpt'}")
+          + (f", last {last}" if last.is_file() else ", no last.ckpt (no step was trained)"))
     return 0

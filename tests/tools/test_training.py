@@ -14,7 +14,9 @@ import pytest
 from helpers import ROOT, run_tool, tensorboard_scalars, tiny_train_args
 
 from datasets.data_module import EpochSampler
+from tools.training import check_devices
 from utils.checkpoint import load_checkpoint
+from utils.errors import UsageError
 
 EPOCH = 6  # batches an epoch
 
@@ -24,6 +26,19 @@ def args(dataset: Path, log_dir: Path, name: str, *extra: str) -> list[str]:
                            "--epoch_size", str(EPOCH), "--num_epochs", "2",
                            "--log_images_every_n_steps", "0", "--limit_val_batches", "2",
                            *extra)
+
+
+def test_devices_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    check_devices(4, "cpu")
+    check_devices("auto", "cpu")
+    for devices, message in ((5, "1 to 4 processes"), (0, "1 to 4"), ([0, 1], "names GPUs")):
+        with pytest.raises(UsageError, match=message):
+            check_devices(devices, "cpu")
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    check_devices([0, 1], "gpu")
+    with pytest.raises(UsageError, match="2 GPU"):
+        check_devices([2], "gpu")
 
 
 def test_epoch_sampler_is_a_function_of_seed_and_epoch() -> None:
