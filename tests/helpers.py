@@ -163,3 +163,52 @@ class ImageBoard:
     def add_image(self, tag: str, img: np.ndarray, step: int, dataformats: str) -> None:
         assert dataformats == "HWC"
         self.images[tag] = img
+
+
+# ---- hostile inputs (docs/reliability.md) -------------------------------------------------
+def tree_digest(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under ``root``: compared before and after a
+    tool runs, it shows that no input changed and nothing appeared."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_png_bomb(path: Path, side: int = 30000) -> Path:
+    """A valid 8-bit grey PNG of ``side × side`` zeros: under 1 MB on disk for 30000 (what
+    zlib makes of 900 MB of zeros), 900 MB once decoded, 10.8 GB as float32 RGB. Written
+    row by row, never held in memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    packer = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte 0, then the row's zeros
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def inference_peak_rss(argv: Sequence[str]) -> tuple[int, int]:
+    """Run inference.py with ``argv`` in a child of a fresh interpreter; returns its exit
+    status and its peak resident memory in bytes (``getrusage(RUSAGE_CHILDREN)`` of that
+    interpreter, which has no other child)."""
+    import json
+    import subprocess
+    import sys
+
+    probe = ("import json, resource, subprocess, sys; "
+             "code = subprocess.run([sys.executable, 'inference.py', *sys.argv[1:]], "
+             "stdout=subprocess.DEVNULL).returncode; "
+             "print(json.dumps([code, resource.getrusage(resource.RUSAGE_CHILDREN)"
+             ".ru_maxrss * 1024]))")
+    out = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    code, peak = json.loads(out.strip().splitlines()[-1])
+    return code, peak
