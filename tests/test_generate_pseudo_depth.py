@@ -191,6 +191,20 @@ def test_skip_existing(dataset: Path, hub_dir: Path, capsys: pytest.CaptureFixtu
     assert read_png16(kept).max() == 60000
 
 
+def test_unreadable_frames_are_listed_the_others_written(
+        dataset: Path, hub_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scene, images = next(iter(scene_frames(dataset).items()))
+    images[2].write_bytes(images[2].read_bytes()[:200])  # cut short
+    stale = scene / "leres_depth" / f".{images[0].stem}.png.x1y2z3w4.tmp"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half a prior")  # a killed run's
+    assert gpd.main(hub_args(dataset, hub_dir)) == 1
+    err = capsys.readouterr().err
+    assert "1 frames could not be read" in err and str(images[2]) in err
+    written = sorted(p.name for p in (scene / "leres_depth").iterdir())
+    assert written == [f"{f.stem}.png" for f in images if f != images[2]]
+
+
 # ----------------------------------------------------------------------- checkpoint backend
 def test_checkpoint_backend_matches_the_network(dataset: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)

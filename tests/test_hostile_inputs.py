@@ -587,6 +587,15 @@ def test_stale_temporaries_are_removed_at_start(ckpt: Path, data: Path, tmp_path
     assert "removed" in out_text
 
 
+def test_stale_frame_index_temporaries_are_removed(data: Path) -> None:
+    scene = data / "training" / "scene_0"
+    stale, mine = scene / ".frame_index.txt.ab12cd34.tmp", scene / ".notes.tmp"
+    for p in (stale, mine):
+        p.write_text("x")
+    assert cli("generate_valid_frame_index").main(["--dataset_dir", str(data)]) == 0
+    assert not stale.exists() and mine.exists()  # only the tool's own temporaries
+
+
 def test_options_checked_in_config_files_too(data: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.txt"

@@ -122,7 +122,11 @@ def test_kill_9_mid_epoch_then_resume_joins_the_uninterrupted_run(
     assert not list(run_dir.glob("epoch=1-*.ckpt"))
     assert adam_state(left)[0]["step"].item() == STEPS
 
+    # a kill in the middle of a checkpoint write leaves its temporary file: --resume removes it
+    stale = run_dir / ".last.ckpt.tmp"
+    stale.write_bytes(b"PK\x03\x04 half a checkpoint")
     assert train.main([*args, "--resume"]) == 0
+    assert not stale.exists()
 
     # The resumed run logs from the step where last.ckpt stopped, and its losses are
     # those of the uninterrupted run, exactly: epoch 1 is replayed sample for sample.
