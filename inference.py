@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {len(resized)} inputs are far from the network's size or shape (give "
               "--img_height/--img_width to change it):\n"
               + "\n".join(f"  {line}" for line in resized))
-    elif resized:
-        print(f"note: the frames {resized[0].split(': ', 1)[1]}")
+    elif resized:  # a video's frames share one size
+        print(f"note: every frame: {resized[0].split(': ', 1)[1]}")
     if processed == 0:
         print("inference.py: no input could be processed")
         return 1

@@ -233,9 +233,9 @@ def train(opts: argparse.Namespace) -> int:
     if not opts.no_malloc_tuning:
         keep_freed_memory()  # before the first large tensor; see utils/allocator.py
     resume_ckpt, resume_version = resolve_resume(opts)
-    # refuses unsafe, broken or other-architecture files before Lightning does
-    weights = load_checkpoint(resume_ckpt or opts.ckpt_path) if (
-        resume_ckpt or opts.ckpt_path) else None
+    # unsafe, broken or other-architecture files are refused here, before Lightning reads them
+    source = resume_ckpt or (Path(opts.ckpt_path) if opts.ckpt_path else None)
+    weights = load_checkpoint(source) if source is not None else None
     if resume_ckpt is not None:
         for stale in remove_stale_temporaries(resume_ckpt.parent):
             print(f"removed {stale}, left by a run killed while writing it", file=sys.stderr)
@@ -244,7 +244,7 @@ def train(opts: argparse.Namespace) -> int:
 
     model = build_model(opts)
     if weights is not None:
-        load_weights(model, weights, resume_ckpt or opts.ckpt_path)
+        load_weights(model, weights, source)
         del weights
 
     datamodule = VideoDataModule(opts)
