@@ -232,20 +232,23 @@ class SCDepthV1(pl.LightningModule):
     def _count_empty(self, context: StepContext) -> None:
         """Identical, black or white frames leave no pixel to the photometric loss (the
         auto-mask drops them all): the loss is 0 and nothing is learnt. Said at the first
-        such step of the run, counted at the end of each epoch."""
+        logging step after such a step, counted at the end of each epoch. The count stays
+        on the device: reading it every step would stall a GPU."""
         fraction = context.logs.get("valid_fraction")
-        if fraction is None or float(fraction) > 0:
+        if fraction is None:
             return
-        self._empty_steps += 1
-        if not self._warned_empty:
+        self._empty_steps = self._empty_steps + (fraction.detach() == 0).to(torch.int64)
+        if (not self._warned_empty and self.global_step % self.opts.log_every_n_steps == 0
+                and int(self._empty_steps) > 0):
             self._warned_empty = True
             rank_zero_warn(f"step {self.global_step}: no pixel passed the photometric masks "
                            "(valid_fraction 0, loss 0): identical, black or white frames?")
 
     def on_train_epoch_end(self) -> None:
-        if self._empty_steps:
-            rank_zero_warn(f"epoch {self.current_epoch}: {self._empty_steps} training steps "
-                           "had no valid pixel (valid_fraction 0) and taught nothing")
+        empty = int(self._empty_steps)
+        if empty:
+            rank_zero_warn(f"epoch {self.current_epoch}: {empty} training steps had no valid "
+                           "pixel (valid_fraction 0) and taught nothing")
         self._empty_steps = 0
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
