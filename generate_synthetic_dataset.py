@@ -2,7 +2,7 @@
 
     python generate_synthetic_dataset.py --output_dir data/synthetic [--seed 0] [--scenes 6]
         [--frames 60] [--val_scenes 1] [--test_scenes 2] [--img_height 256] [--img_width 320]
-        [--motion mixed|driving|handheld] [--test_stride N] [--overwrite]
+        [--motion mixed|driving|handheld] [--static] [--test_stride N] [--overwrite]
 
 The layout is the one SC-Depth reads (docs/method.md, Data); train with
 ``--dataset_name synthetic``.
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--motion", choices=MOTIONS, default="mixed",
                         help="camera motion: 'driving' (street, forward motion), 'handheld' "
                              "(room, large rotations) or 'mixed' (scenes alternate)")
+    parser.add_argument("--static", action="store_true",
+                        help="leave the moving objects out: the same scenes with nothing "
+                             "moving but the camera (e.g. to measure RGB-D tracking)")
     parser.add_argument("--test_stride", type=int, default=None,
                         help="keep every n-th frame of the test scenes (default: about 30 "
                              "test images)")
@@ -69,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.output_dir, seed=args.seed, scenes=args.scenes, frames=args.frames,
             val_scenes=args.val_scenes, test_scenes=args.test_scenes, height=args.img_height,
             width=args.img_width, motion=args.motion, test_stride=stride, progress=True,
-            overwrite=args.overwrite, workers=args.workers)
+            overwrite=args.overwrite, workers=args.workers, moving_objects=not args.static)
     except FileExistsError as err:
         raise UsageError(str(err)) from None
     n_train = len(summary["train"]) * summary["frames"]

@@ -510,11 +510,13 @@ def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
 
 
 def build_scene(kind: str, seed: int, frames: int, height: int, width: int,
-                name: str = "scene") -> SyntheticScene:
+                name: str = "scene", moving_objects: bool = True) -> SyntheticScene:
     """Build one scene (geometry, textures, trajectory) deterministically from ``seed``.
 
     kind: "driving" | "handheld". The camera intrinsics are ``fx = fy = 0.8 W`` (driving) or
-    ``0.9 W`` (handheld), ``cx = W/2``, ``cy = H/2``.
+    ``0.9 W`` (handheld), ``cx = W/2``, ``cy = H/2``. ``moving_objects=False`` leaves the
+    moving objects out of the same scene (the same seed gives the same room, static objects,
+    textures and trajectory).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -522,6 +524,8 @@ def build_scene(kind: str, seed: int, frames: int, height: int, width: int,
     mats = _Materials(rng, _load_photos())
     build = _driving_scene if kind == "driving" else _handheld_scene
     poses, lo, hi, room_mats, objects = build(rng, frames, mats)
+    if not moving_objects:  # dropped after all draws, so the rest of the scene is unchanged
+        objects = [p for p in objects if not p.dynamic]
     atlas, level_y = _build_atlas(mats.tiles)
     return SyntheticScene(
         name=name, kind=kind, seed=int(seed), height=int(height), width=int(width),

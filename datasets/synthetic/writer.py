@@ -99,13 +99,14 @@ def _scene_seed(seed: int, split: str, index: int) -> int:
 
 
 def _plan(seed: int, scenes: int, frames: int, val_scenes: int, test_scenes: int,
-          motion: str) -> list[dict[str, Any]]:
+          motion: str, moving_objects: bool = True) -> list[dict[str, Any]]:
     plan = []
     for split, n, first in (("train", scenes, "driving"), ("val", val_scenes, "handheld"),
                             ("test", test_scenes, "driving")):
         for i, kind in enumerate(_scene_kinds(n, motion, first)):
             plan.append({"name": f"{split}_{i:03d}_{kind}", "split": split, "kind": kind,
-                         "seed": _scene_seed(seed, split, i), "frames": frames})
+                         "seed": _scene_seed(seed, split, i), "frames": frames,
+                         "moving_objects": moving_objects})
     return plan
 
 
@@ -126,12 +127,14 @@ _SCENE_CACHE: dict[str, SyntheticScene] = {}
 
 
 def _get_scene(entry: dict[str, Any], height: int, width: int) -> SyntheticScene:
-    key = f"{entry['name']}:{entry['seed']}:{height}x{width}:{entry['frames']}"
+    key = (f"{entry['name']}:{entry['seed']}:{height}x{width}:{entry['frames']}:"
+           f"{entry.get('moving_objects', True)}")
     if key not in _SCENE_CACHE:
         if len(_SCENE_CACHE) >= 2:  # frames arrive scene by scene; keep memory bounded
             _SCENE_CACHE.pop(next(iter(_SCENE_CACHE)))
         _SCENE_CACHE[key] = build_scene(entry["kind"], entry["seed"], entry["frames"],
-                                        height, width, entry["name"])
+                                        height, width, entry["name"],
+                                        entry.get("moving_objects", True))
     return _SCENE_CACHE[key]
 
 
@@ -213,11 +216,14 @@ def _readme(summary: dict[str, Any]) -> str:
         f"--frames {summary['frames']} --val_scenes {len(summary['val'])} "
         f"--test_scenes {summary['test_scenes']} --height {summary['height']} "
         f"--width {summary['width']} --motion {summary['motion']} "
-        f"--test_stride {summary['test_stride']}",
+        f"--test_stride {summary['test_stride']}"
+        + ("" if summary.get("moving_objects", True) else " --static"),
         "",
         "Ray-cast scenes with exact ground truth: 'driving' (street, KITTI-like, depth "
         "2-60 m, forward motion) and 'handheld' (room, NYU-like, depth 0.5-8 m, large "
-        "rotations). 1-3 objects per scene move on their own.",
+        "rotations). "
+        + ("1-3 objects per scene move on their own." if summary.get("moving_objects", True)
+           else "Nothing moves but the camera (--static)."),
         "",
         "training/<scene>/NNNNNN.jpg   RGB frames (JPEG quality 95)",
         "training/<scene>/cam.txt      3x3 intrinsics K (pixel centres at integer (u, v))",
@@ -248,15 +254,18 @@ def generate_dataset(output_dir: str | Path, seed: int = 0, scenes: int = 6, fra
                      val_scenes: int = 1, test_scenes: int = 2, height: int = 256,
                      width: int = 320, motion: str = "mixed", test_stride: int | None = None,
                      progress: bool = True, overwrite: bool = False,
-                     workers: int | None = None) -> dict[str, Any]:
+                     workers: int | None = None, moving_objects: bool = True
+                     ) -> dict[str, Any]:
     """Render the dataset into ``output_dir`` (layout in the module docstring).
 
     The files are written into a temporary folder next to ``output_dir`` that is renamed at
     the end, so a failure or Ctrl-C leaves nothing half-written. motion: "mixed" (scenes
     alternate driving / handheld), "driving" or "handheld". test_stride: keep every n-th
     frame of the test scenes (default: about 30 test images). workers: processes (default:
-    up to 2 for large sets, 1 for small ones). Raises FileExistsError when ``output_dir`` is
-    not empty and ``overwrite`` is False. Returns the summary (also in summary.json).
+    up to 2 for large sets, 1 for small ones). moving_objects=False renders the same scenes
+    with nothing moving but the camera (for tools whose baseline assumes a static world,
+    such as RGB-D odometry). Raises FileExistsError when ``output_dir`` is not empty and
+    ``overwrite`` is False. Returns the summary (also in summary.json).
     """
     if motion not in MOTIONS:
         raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
@@ -269,8 +278,9 @@ def generate_dataset(output_dir: str | Path, seed: int = 0, scenes: int = 6, fra
     if test_stride < 1:
         raise ValueError(f"test_stride must be >= 1, got {test_stride}")
     settings = {"seed": seed, "height": height, "width": width, "frames": frames,
-                "motion": motion, "test_stride": test_stride, "test_scenes": test_scenes}
-    plan = _plan(seed, scenes, frames, val_scenes, test_scenes, motion)
+                "motion": motion, "test_stride": test_stride, "test_scenes": test_scenes,
+                "moving_objects": moving_objects}
+    plan = _plan(seed, scenes, frames, val_scenes, test_scenes, motion, moving_objects)
     if workers is None:
         big = len(plan) * frames * height * width > 2_000_000
         workers = min(2, os.cpu_count() or 1) if big else 1
@@ -355,5 +365,6 @@ def load_scene(dataset_dir: str | Path, name: str) -> SyntheticScene:
     for entry in summary["scenes"]:
         if entry["name"] == name:
             return build_scene(entry["kind"], entry["seed"], entry["frames"],
-                               summary["height"], summary["width"], name)
+                               summary["height"], summary["width"], name,
+                               entry.get("moving_objects", True))
     raise KeyError(f"no scene {name!r} in {dataset_dir}/summary.json")

@@ -242,6 +242,32 @@ def test_masks_are_exactly_the_moving_objects(data: Path) -> None:
                                           static.image[~mask & ~_dilate(mask)])
 
 
+def test_static_renders_the_same_scenes_without_the_moving_objects(data: Path,
+                                                                     tmp_path: Path) -> None:
+    assert run_tool("generate_synthetic_dataset", [
+        "--output_dir", str(tmp_path / "static"), "--seed", "0", "--scenes", "2", "--frames",
+        str(FRAMES), "--val_scenes", "1", "--test_scenes", "1", "--height", str(H),
+        "--width", str(W), "--static"]) == 0
+    root = tmp_path / "static"
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["moving_objects"] is False
+    assert all(s["num_dynamic_objects"] == 0 for s in summary["scenes"])
+    assert "--static" in (root / "README.txt").read_text()
+    scene = load_scene(data, "train_001_handheld")  # the scene with its moving objects
+    assert scene.num_moving > 0
+    static_scene = load_scene(root, "train_001_handheld")
+    assert static_scene.num_moving == 0
+    for t in (0, FRAMES - 1):
+        expected = render_frame(scene, t, dynamic=False)
+        np.testing.assert_array_equal(static_scene.poses, scene.poses)
+        depth = _png16(root / "training" / "train_001_handheld" / "depth" / f"{t:06d}.png")
+        np.testing.assert_array_equal(np.rint(expected.depth.astype(np.float64) * 1000), depth)
+        mask = cv2.imread(str(root / "training" / "train_001_handheld" / "dynamic" /
+                              f"{t:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert not mask.any()
+    assert not any(_rgb(p).any() for p in (root / "testing" / "seg_mask").glob("*.png"))
+
+
 def _dilate(mask: np.ndarray) -> np.ndarray:
     # colour is averaged over 2×2 samples: pixels next to an object edge may mix
     return cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
