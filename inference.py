@@ -140,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     video_path = video.close() if video is not None else None
 
     processed = len(seen)
-    written = ", ".join(f"{n} {kind}" for kind, n in writer.written.items()) or "nothing"
-    print(f"processed {processed}, skipped {len(skipped)}; wrote {written} to {out}")
+    files = [f"{n} {kind}" for kind, n in writer.written.items()]
     if video_path is not None:
-        print(f"depth video: {video_path}")
+        files.append(f"the depth video {Path(video_path).name}")
+    print(f"processed {processed}, skipped {len(skipped)}; wrote {', '.join(files) or 'nothing'}"
+          f" to {out}")
     if skipped:
         print("skipped:\n" + "\n".join(f"  {line}" for line in skipped))
     if resized and not opts.input_video:

@@ -3,7 +3,8 @@
     python scripts/rgbd_odometry.py --rgbd_dir rgbd/ [--baselines] [--fuse mesh.ply]
 
 Reads a TUM RGB-D folder (export_rgbd.py writes one), runs Open3D's frame-to-frame RGB-D
-odometry (hybrid photometric + geometric term, depth up to --depth_max metres) and writes
+odometry (hybrid photometric + geometric term, or photometric only with ``--term color``;
+depth up to --depth_max metres) and writes
 the camera trajectory in TUM format (trajectory.txt). When the folder has groundtruth.txt
 it reports ATE after similarity and after rigid alignment, and the frame-to-frame RPE; with
 ``--baselines`` the same sequence is also tracked on its GT depth (depth_gt/) and on a
@@ -31,7 +32,12 @@ from geometry.alignment import (  # noqa: E402
     frame_to_frame_rpe,
     trajectory_distances,
 )
-from tools.rgbd import fuse_sequence, read_sequence_info, track_sequence  # noqa: E402
+from tools.rgbd import (  # noqa: E402
+    ODOMETRY_TERMS,
+    fuse_sequence,
+    read_sequence_info,
+    track_sequence,
+)
 from utils.cli import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 from utils.io import write_atomic  # noqa: E402
@@ -60,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth_diff_max", type=float, default=0.15,
                         help="Open3D's largest depth difference (m) of a correspondence "
                              "(its own default, 0.03, loses fast hand-held motion)")
+    parser.add_argument("--term", choices=ODOMETRY_TERMS, default="hybrid",
+                        help="Open3D's odometry term: hybrid (photometric + geometric) or "
+                             "color (photometric only; depth only warps)")
     parser.add_argument("--fuse", type=Path, default=None,
                         help="TSDF-fuse the frames at the tracked poses into this .ply mesh")
     parser.add_argument("--voxel", type=float, default=0.02, help="TSDF voxel size (m)")
@@ -83,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name, kwargs in runs.items():
         poses, failures = track_sequence(folder, depth_max=args.depth_max,
-                                         depth_diff_max=args.depth_diff_max, **kwargs)
+                                         depth_diff_max=args.depth_diff_max, term=args.term,
+                                         **kwargs)
         write_tum_trajectory(out / f"trajectory_{name}.txt", poses, stamps)
         results[name] = {"failed_pairs": failures}
         if gt is not None:
@@ -100,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['rpe_r_deg']:7.3f} {r['failed_pairs']:6d}")
         results["gt_path_m"] = length
     else:
-        print(f"{folder}: tracked {len(frames)} frames (no groundtruth.txt to score against)")
+        failed = results["predicted"]["failed_pairs"]
+        print(f"{folder}: tracked {len(frames)} frames ({failed} pairs Open3D could not "
+              "register); no groundtruth.txt to score against")
     write_atomic(out / "odometry.json", json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out / 'trajectory_predicted.txt'} (TUM format)"
+          + (f" and the fused mesh {args.fuse}" if args.fuse else ""))
     return 0
 
 

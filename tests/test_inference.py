@@ -149,7 +149,8 @@ def test_video_outputs(ckpt, tmp_path, capsys):
                 str(ckpt), "--save-depth", "--save-video", "--vis-side-by-side", "--save-ply",
                 "--fx", "60", "--fy", "55", "--cx", "45", "--cy", "35", "--ply_every", "2",
                 "--infer_batch_size", "2"]) == 0
-    assert "processed 5, skipped 0" in capsys.readouterr().out
+    assert ("processed 5, skipped 0; wrote 5 .npy, 3 .ply, the depth video clip_depth.mp4"
+            in capsys.readouterr().out)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([f"clip_{i:06d}.npy" for i in range(5)]
                            + [f"clip_{i:06d}.ply" for i in (0, 2, 4)] + ["clip_depth.mp4"])

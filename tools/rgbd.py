@@ -46,8 +46,9 @@ from tools.predictor import Predictor, batched, resize_depth
 from utils.errors import UsageError
 from utils.io import staged_folder, write_atomic
 
-__all__ = ["DEPTH_FACTOR", "RgbdExport", "ground_plane_height", "orbslam2_settings",
-           "read_associations", "write_rgbd_sequence"]
+__all__ = ["DEPTH_FACTOR", "ODOMETRY_TERMS", "RgbdExport", "fuse_sequence",
+           "ground_plane_height", "open3d_or_none", "orbslam2_settings", "read_associations",
+           "read_sequence_info", "track_sequence", "write_rgbd_sequence"]
 
 DEPTH_FACTOR = 5000.0  # TUM RGB-D: 16-bit depth value per metre
 # ORB-SLAM2 derives its close/far depth threshold as ThDepth · bf / fx; the settings use a
@@ -262,7 +263,7 @@ def write_rgbd_sequence(predictor: Predictor, frames: Iterator[Frame], count: in
         info = {
             "frames": len(names), "names": names, "size": list(size), "fps": export.fps,
             "depth_factor": export.depth_factor, "depth_scale": scale,
-            "scale_from": {"given": "--depth_scale (metres per network unit)",
+            "scale_from": {"given": "--depth_scale",
                            "gt": f"GT depth of the first frame {names[0]}",
                            "camera_height": f"a ground plane {export.camera_height} m below "
                                             "the camera in the first frame"}[
@@ -314,12 +315,17 @@ def read_sequence_info(folder: Path) -> tuple[np.ndarray, float, list[tuple[floa
     return read_intrinsics(folder / "cam.txt"), float(factor), read_associations(folder)
 
 
+ODOMETRY_TERMS = ("hybrid", "color")
+
+
 def track_sequence(folder: Path, depth_dir: str = "depth", constant_depth: float | None = None,
                    depth_max: float = 30.0, depth_diff_max: float = 0.15,
-                   progress: bool = True) -> tuple[np.ndarray, int]:
-    """Frame-to-frame RGB-D odometry (Open3D, hybrid photometric + geometric term) over a TUM
-    RGB-D folder, with the depth of ``depth_dir`` (``depth``, ``depth_gt``) or, with
-    ``constant_depth`` (metres), the same depth everywhere.
+                   term: str = "hybrid", progress: bool = True) -> tuple[np.ndarray, int]:
+    """Frame-to-frame RGB-D odometry (Open3D) over a TUM RGB-D folder, with the depth of
+    ``depth_dir`` (``depth``, ``depth_gt``) or, with ``constant_depth`` (metres), the same
+    depth everywhere. term: "hybrid" (photometric + geometric, Open3D's best on sensor
+    depth) or "color" (photometric only: depth serves only to warp, so its errors weigh
+    less).
 
     Returns the camera-to-world trajectory ``[N,4,4]`` (frame 0 at the origin) and the number
     of frame pairs Open3D could not register (their motion is taken as zero).
@@ -333,7 +339,10 @@ def track_sequence(folder: Path, depth_dir: str = "depth", constant_depth: float
     intrinsic = o3d.camera.PinholeCameraIntrinsic(W, H, K[0, 0], K[1, 1], K[0, 2], K[1, 2])
     option = o3d.pipelines.odometry.OdometryOption(depth_diff_max=depth_diff_max,
                                                    depth_min=0.0, depth_max=depth_max)
-    term = o3d.pipelines.odometry.RGBDOdometryJacobianFromHybridTerm()
+    if term not in ODOMETRY_TERMS:
+        raise ValueError(f"term must be one of {ODOMETRY_TERMS}, got {term!r}")
+    jacobian = (o3d.pipelines.odometry.RGBDOdometryJacobianFromHybridTerm() if term == "hybrid"
+                else o3d.pipelines.odometry.RGBDOdometryJacobianFromColorTerm())
 
     def rgbd(rgb: Path, depth: Path):
         color = o3d.io.read_image(str(rgb))
@@ -355,7 +364,7 @@ def track_sequence(folder: Path, depth_dir: str = "depth", constant_depth: float
         # Open3D's transformation maps the source frame's points into the target's: with
         # source = frame t and target = frame t+1 it is T_{t→t+1}.
         ok, T, _ = o3d.pipelines.odometry.compute_rgbd_odometry(
-            previous, current, intrinsic, guess, term, option)
+            previous, current, intrinsic, guess, jacobian, option)
         T = np.asarray(T)
         if not ok or not np.isfinite(T).all():  # Open3D may report success with NaNs
             failures += 1

@@ -120,6 +120,37 @@ def test_a_video_needs_a_scale_and_intrinsics(small_ckpt: Path, sequence: Path,
     assert info["depth_scale"] == 2.0 and info["fps"] == 10.0 and info["frames"] == 4
 
 
+def test_camera_height_fixes_the_scale_from_the_road(small_ckpt: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A depth network that is right up to scale (GT / 7, standing in for the prediction):
+    the camera's true height above the rendered road must give back the factor 7."""
+    import tools.rgbd as rgbd
+    from datasets.synthetic import generate_dataset, load_scene
+
+    root = tmp_path / "street"
+    generate_dataset(root, seed=5, scenes=1, frames=3, val_scenes=0, test_scenes=0,
+                     height=96, width=128, motion="driving", progress=False,
+                     moving_objects=False)
+    scene_dir = root / "training" / "train_000_driving"
+    scene = load_scene(root, "train_000_driving")
+    height = float(scene.room_hi[1] - scene.poses[0, 1, 3])  # road plane y minus camera y
+
+    def predict(predictor, frames, batch_size):
+        for frame in frames:
+            gt = cv2.imread(str(scene_dir / "depth" / f"{frame.name}.png"),
+                            cv2.IMREAD_UNCHANGED) / 1000
+            yield frame, cv2.resize(gt, (W, H), interpolation=cv2.INTER_NEAREST) / 7
+
+    monkeypatch.setattr(rgbd, "_predict", predict)
+    out = tmp_path / "rgbd"
+    assert run_tool("export_rgbd", ["--ckpt_path", str(small_ckpt), "--input_dir",
+                                    str(scene_dir), "--output_dir", str(out), "--device", "cpu",
+                                    "--camera_height", str(height)]) == 0
+    info = json.loads((out / "export.json").read_text())
+    assert info["scale_from"] == f"a ground plane {height} m below the camera in the first frame"
+    assert info["depth_scale"] == pytest.approx(7, rel=0.01)
+
+
 def test_depth_beyond_the_16_bit_range_is_no_depth(small_ckpt: Path, sequence: Path,
                                                      tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,3 +200,12 @@ def test_odometry_on_gt_depth_recovers_the_rendered_trajectory(small_ckpt: Path,
     np.testing.assert_allclose(stamps, np.arange(24) / 30, atol=1e-6)
     np.testing.assert_allclose(poses[0], np.eye(4), atol=1e-9)
     assert (out / "mesh.ply").stat().st_size > 0
+    # the measurement script: export and tracking per scene and checkpoint, in one table
+    table = tmp_path / "rgbd.json"
+    assert run_tool("measure_rgbd_tracking", [
+        "--dataset_dir", str(sequence.parent.parent), "--ckpt", f"A={small_ckpt}",
+        "--output_json", str(table)]) == 0
+    row = json.loads(table.read_text())["val_000_handheld"]
+    assert set(row) == {"gt_path_m", "gt_depth", "constant_depth", "A"}
+    assert row["gt_path_m"] == pytest.approx(path)
+    assert 0 <= row["A"]["scale_drift"] < 1 and row["A"]["failed_pairs"] <= 23
