@@ -10,7 +10,11 @@ writes) it reports
   ``rot2 = ARN(tgt, ref')`` with ``ref' = rotation_warp(ref, rot1, K)`` (radians, what
   training logs as train/rot_before and train/rot_after);
 - the rotation between the pairs measured against the ground-truth poses, in degrees:
-  raw = angle of ``R_gt``, rectified = angle of ``R(rot1)ᵀ · R_gt``.
+  raw = angle of ``R_gt``, rectified = angle of ``R(rot1)ᵀ · R_gt``;
+- per axis (rx, ry, rz), ARN's ``rot1`` against the GT Euler angles ``mat2euler(R_gt)``
+  over all pairs: the correlation and the least-squares slope. A residual angle alone cannot
+  tell noise (low correlation), a sign error (negative slope) and under-shooting (slope
+  well below 1, correlation high) apart; these can. A perfect ARN has both at 1.
 
 Why that composition: with camera-to-world poses ``P_t``, ``P_r``, the rotation of
 ``ref_T_tgt`` (target camera frame → reference camera frame) is ``R_gt = R_rᵀ · R_t``.
@@ -62,6 +66,24 @@ def scene_pairs(scene: Path, skip: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(skip, n - skip) for j in (i - skip, i + skip)]
 
 
+AXES = ("rx", "ry", "rz")
+
+
+def axis_agreement(pred: np.ndarray, gt: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Per axis of ``[N,3]`` Euler angles: Pearson correlation of ``pred`` with ``gt`` and
+    the least-squares slope of ``pred`` on ``gt`` (``cov / var(gt)``). A constant series has
+    no correlation (None); a constant ``gt`` no slope either."""
+    out: dict[str, dict[str, float | None]] = {}
+    for k, axis in enumerate(AXES):
+        p, g = pred[:, k] - pred[:, k].mean(), gt[:, k] - gt[:, k].mean()
+        var_p, var_g = float(p @ p), float(g @ g)
+        cov = float(p @ g)
+        out[axis] = {"corr": cov / math.sqrt(var_p * var_g) if var_p > 0 and var_g > 0
+                     else None,
+                     "slope": cov / var_g if var_g > 0 else None}
+    return out
+
+
 @torch.inference_mode()
 def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
              skip: int, device: torch.device, batch_size: int = 8) -> dict[str, float]:
@@ -94,6 +116,7 @@ def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
     R_gt = np.concatenate(gt_all)
     R1 = euler2mat(torch.from_numpy(rot1)).numpy()
     residual = np.swapaxes(R1, -1, -2) @ R_gt
+    gt_euler = mat2euler(torch.from_numpy(R_gt)).numpy()
     return {
         "num_pairs": len(rot1),
         "rot_before": float(np.abs(rot1).mean()),
@@ -104,6 +127,7 @@ def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
         "angle_rectified_deg": float(rotation_angle_deg(residual).mean()),
         "angle_rectified_median_deg": float(np.median(rotation_angle_deg(residual))),
         "angle_raw_median_deg": float(np.median(rotation_angle_deg(R_gt))),
+        "per_axis": axis_agreement(rot1, gt_euler),
     }
 
 
@@ -138,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
           f"(median {results['angle_raw_median_deg']:.2f}°)   rectified "
           f"{results['angle_rectified_deg']:.2f}° (median "
           f"{results['angle_rectified_median_deg']:.2f}°)")
+    print("ARN's rot1 against the GT angles, per axis (1 and 1 when right):")
+    for axis, r in results["per_axis"].items():
+        corr = "n/a" if r["corr"] is None else f"{r['corr']:+.3f}"
+        slope = "n/a" if r["slope"] is None else f"{r['slope']:+.3f}"
+        print(f"  {axis}: correlation {corr}   slope {slope}")
     if args.output_json:
         write_atomic(Path(args.output_json), json.dumps(results, indent=2))
     return 0
