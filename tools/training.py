@@ -220,6 +220,17 @@ class NoLostWork(Callback):
             trainer.should_stop = True  # Lightning validates before it stops
 
 
+class BestWeightsLastFull(ModelCheckpoint):
+    """The best-k checkpoints keep what evaluation needs, the weights and the options (a
+    third of a full checkpoint: Adam's two moments are the rest); ``last.ckpt`` keeps
+    everything ``--resume`` needs (optimizer, loops, callbacks, the loader's position)."""
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        self.save_weights_only = (Path(filepath).name
+                                  != self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+        super()._save_checkpoint(trainer, filepath)
+
+
 def train(opts: argparse.Namespace) -> int:
     """Train with the parsed options of train.py (the dataset already checked); returns the
     exit status."""
@@ -236,6 +247,10 @@ def train(opts: argparse.Namespace) -> int:
     # unsafe, broken or other-architecture files are refused here, before Lightning reads them
     source = resume_ckpt or (Path(opts.ckpt_path) if opts.ckpt_path else None)
     weights = load_checkpoint(source) if source is not None else None
+    if resume_ckpt is not None and "optimizer_states" not in weights:
+        raise UsageError(f"--resume: {resume_ckpt} holds only the weights (a best checkpoint); "
+                         "resume from the run's last.ckpt, or start a new run from these "
+                         f"weights with --ckpt_path {resume_ckpt}")
     if resume_ckpt is not None:
         for stale in remove_stale_temporaries(resume_ckpt.parent):
             print(f"removed {stale}, left by a run killed while writing it", file=sys.stderr)
@@ -251,12 +266,13 @@ def train(opts: argparse.Namespace) -> int:
     logger = TensorBoardLogger(save_dir=opts.log_dir, name=opts.exp_name,
                                version=resume_version, default_hp_metric=False)
     run_dir = Path(logger.log_dir)
-    checkpoint = ModelCheckpoint(dirpath=run_dir, filename="epoch={epoch}-val_loss={val_loss:.4f}",
-                                 auto_insert_metric_name=False, monitor="val_loss", mode="min",
-                                 save_top_k=3, save_last=True,
-                                 # a resumed run (even from a moved folder) keeps updating
-                                 # last.ckpt instead of starting last-v1.ckpt
-                                 enable_version_counter=False)
+    checkpoint = BestWeightsLastFull(dirpath=run_dir,
+                                     filename="epoch={epoch}-val_loss={val_loss:.4f}",
+                                     auto_insert_metric_name=False, monitor="val_loss",
+                                     mode="min", save_top_k=3, save_last=True,
+                                     # a resumed run (even from a moved folder) keeps
+                                     # updating last.ckpt instead of starting last-v1.ckpt
+                                     enable_version_counter=False)
     keeper = NoLostWork(run_dir / "last.ckpt", opts.ckpt_every_n_steps)
     callbacks: list[Callback] = [checkpoint, TQDMProgressBar(refresh_rate=10), keeper,
                                  LearningRateMonitor(logging_interval="step")]

@@ -65,6 +65,21 @@ def test_max_steps_inside_an_epoch_validates_and_keeps_a_best_checkpoint(
     assert len(best) == 1 and load_checkpoint(run / "last.ckpt")["global_step"] == 3
     assert f"best {best[0]}" in capsys.readouterr().out
     assert tensorboard_scalars(run, "lr-Adam")  # the learning rate is logged
+    # the best checkpoint keeps the weights and options, last.ckpt also what --resume needs
+    light, full = load_checkpoint(best[0]), load_checkpoint(run / "last.ckpt")
+    assert "optimizer_states" not in light and "callbacks" not in light
+    assert light["hyper_parameters"] == full["hyper_parameters"]
+    assert light["state_dict"].keys() == full["state_dict"].keys()
+    assert "optimizer_states" in full and "callbacks" in full
+    assert best[0].stat().st_size < 0.4 * (run / "last.ckpt").stat().st_size
+    # a best checkpoint is evaluated like any other, and refused by --resume with a way out
+    assert run_tool("test", ["--dataset_dir", str(tiny_dataset), "--ckpt_path", str(best[0]),
+                             "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert run_tool("train", args(tiny_dataset, tmp_path, "short", "--resume",
+                                  str(best[0]))) == 2
+    err = capsys.readouterr().err
+    assert "holds only the weights" in err and f"--ckpt_path {best[0]}" in err
 
 
 @pytest.mark.slow  # a training process stopped by SIGTERM, then resumed
