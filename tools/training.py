@@ -4,6 +4,7 @@ Trainer around a system and the VideoDataModule."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import random
 import re
@@ -247,10 +248,6 @@ def train(opts: argparse.Namespace) -> int:
     # unsafe, broken or other-architecture files are refused here, before Lightning reads them
     source = resume_ckpt or (Path(opts.ckpt_path) if opts.ckpt_path else None)
     weights = load_checkpoint(source) if source is not None else None
-    if resume_ckpt is not None and "optimizer_states" not in weights:
-        raise UsageError(f"--resume: {resume_ckpt} holds only the weights (a best checkpoint); "
-                         "resume from the run's last.ckpt, or start a new run from these "
-                         f"weights with --ckpt_path {resume_ckpt}")
     if resume_ckpt is not None:
         for stale in remove_stale_temporaries(resume_ckpt.parent):
             print(f"removed {stale}, left by a run killed while writing it", file=sys.stderr)
@@ -259,7 +256,11 @@ def train(opts: argparse.Namespace) -> int:
 
     model = build_model(opts)
     if weights is not None:
-        load_weights(model, weights, source)
+        load_weights(model, weights, source)  # refuses another version or encoder first
+        if resume_ckpt is not None and "optimizer_states" not in weights:
+            raise UsageError(f"--resume: {resume_ckpt} holds only the weights (a best checkpoint); "
+                             "resume from the run's last.ckpt, or start a new run from these "
+                             f"weights with --ckpt_path {resume_ckpt}")
         del weights
 
     datamodule = VideoDataModule(opts)
@@ -290,6 +291,7 @@ def train(opts: argparse.Namespace) -> int:
         precision=opts.precision,
         max_epochs=opts.num_epochs,
         max_steps=opts.max_steps,
+        max_time=(datetime.timedelta(minutes=opts.max_minutes) if opts.max_minutes else None),
         val_check_interval=opts.val_every_n_steps,
         check_val_every_n_epoch=None if opts.val_every_n_steps else 1,
         limit_val_batches=(int(opts.limit_val_batches) if opts.limit_val_batches > 1

@@ -82,6 +82,20 @@ def test_max_steps_inside_an_epoch_validates_and_keeps_a_best_checkpoint(
     assert "holds only the weights" in err and f"--ckpt_path {best[0]}" in err
 
 
+def test_max_minutes_stops_on_time_with_a_validation_and_last_ckpt(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    start = time.monotonic()
+    assert run_tool("train", args(tiny_dataset, tmp_path, "timed", "--num_epochs", "1000",
+                                  "--max_minutes", "0.1")) == 0
+    assert time.monotonic() - start < 120  # 1000 epochs would take far longer
+    run = tmp_path / "timed" / "version_0"
+    step = load_checkpoint(run / "last.ckpt")["global_step"]
+    assert 0 < step < 1000 * EPOCH
+    # a validation at every epoch end and one where the time ran out, mid-epoch
+    assert len(tensorboard_scalars(run, "val/abs_rel")) == -(-step // EPOCH)
+    assert list(run.glob("epoch=*-val_loss=*.ckpt"))
+
+
 @pytest.mark.slow  # a training process stopped by SIGTERM, then resumed
 def test_sigterm_writes_last_ckpt_and_resume_continues_at_that_step(
         tiny_dataset: Path, tmp_path: Path) -> None:
