@@ -4,6 +4,7 @@
         --batch_size 4 --compare
     python scripts/benchmark.py --model_version v3 --precision bf16-mixed --mode both --json
     python scripts/benchmark.py --data --workers 0 2 --steps 20
+    python scripts/benchmark.py --time_to_accuracy 10 --model_version v1 --seeds 0 1 2
 
 Modes: ``plain`` is our own eager path without the optimisations (one DepthNet call per
 frame, one PoseNet call per pair, NCHW, SSIM as five 7×7 pools, no compile); ``fast`` is the
@@ -19,6 +20,14 @@ DepthNet forward under ``inference_mode`` (fast: the frozen copy, BatchNorm fold
 weights in the run's precision, that ``test.py`` and ``inference.py`` run; plain: the
 training network in eval mode). Data = samples/s of VideoDataModule's training loader over
 ``--dataset_dir`` (a synthetic set is generated there if it is missing).
+
+``--time_to_accuracy MINUTES`` answers what a user feels: ``train.py`` with
+``configs/<version>/synthetic.txt`` on the built-in default set (``--dataset_dir``, generated
+in the temp folder if missing) for MINUTES of wall clock (``--max_minutes``, validation
+included) per path (plain fp32, fast fp32, fast bf16), each in its own process, the paths
+taking turns seed by seed; then ``test.py`` on each ``last.ckpt``. It reports the steps done,
+the seconds per step within the budget and the test AbsRel (all / dynamic / static pixels),
+mean ± std over ``--seeds``.
 
 ``--roofline`` adds what the hardware allows: the multiply-accumulates of every convolution
 in a step (forward and backward) and in an inference call, this device's rate on a large
@@ -109,6 +118,11 @@ def get_parser() -> argparse.ArgumentParser:
                         "in-process runs never tune the allocator)")
     p.add_argument("--no_malloc_tuning", action="store_true",
                    help="fast mode without utils.allocator.keep_freed_memory")
+    p.add_argument("--time_to_accuracy", type=float, default=None, metavar="MINUTES",
+                   help="train each path (plain fp32, fast fp32, fast bf16) for this many "
+                        "minutes on the built-in set and report the test AbsRel reached")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds for --time_to_accuracy (mean ± std over them)")
     p.add_argument("--_run", default=None, help=argparse.SUPPRESS)  # run_isolated's child
     p.add_argument("--seed", type=int, default=0, help="seed of the random batches")
     return p
@@ -559,6 +573,90 @@ def merge_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return record
 
 
+# --------------------------------------------------------------------------- time to accuracy
+# path -> (precision, train.py flags): the same three paths as --compare
+TTA_PATHS = {
+    "plain-fp32": ("32", ["--no_batched_forwards", "--no_channels_last", "--no_fused_ssim",
+                          "--no_malloc_tuning"]),
+    "fast-fp32": ("32", []),
+    "fast-bf16": ("bf16-mixed", []),
+}
+
+
+def _tool(name: str, argv: Sequence[Any], log: Path) -> None:
+    """Run a tool of this repository in a fresh process, its output into ``log``."""
+    with open(log, "w") as fh:
+        code = subprocess.call([sys.executable, str(_ROOT / f"{name}.py"), *map(str, argv)],
+                               stdout=fh, stderr=subprocess.STDOUT, cwd=_ROOT)
+    if code:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"{name}.py failed ({code}): " + " | ".join(tail))
+
+
+def time_to_accuracy(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One record per path and seed (the module docstring, --time_to_accuracy)."""
+    from datasets.synthetic import generate_dataset
+    from utils.checkpoint import load_checkpoint
+
+    data = Path(args.dataset_dir) if args.dataset_dir else (
+        Path(tempfile.gettempdir()) / "sc_depth_bench_default_set")
+    if not (data / "training" / "train.txt").is_file():
+        generate_dataset(data, seed=0)  # the built-in default set, as the demo uses
+    config = _ROOT / "configs" / args.model_version / "synthetic.txt"
+    accelerator = "cpu" if args.device == "cpu" else "gpu"
+    records = []
+    with tempfile.TemporaryDirectory(prefix="sc_depth_tta_") as tmp:
+        root = Path(tmp)
+        for seed in args.seeds:
+            for path, (precision, flags) in TTA_PATHS.items():
+                name = f"{path}_s{seed}"
+                _tool("train", ["--config", config, "--dataset_dir", data, "--seed", seed,
+                                "--precision", precision, "--accelerator", accelerator,
+                                "--max_minutes", args.time_to_accuracy, "--num_epochs",
+                                100000, "--log_dir", root, "--exp_name", name, *flags],
+                      root / f"{name}.train.log")
+                ckpt = root / name / "version_0" / "last.ckpt"
+                steps = int(load_checkpoint(ckpt)["global_step"])
+                _tool("test", ["--dataset_dir", data, "--ckpt_path", ckpt, "--device",
+                               args.device, "--output_json", root / f"{name}.json"],
+                      root / f"{name}.test.log")
+                metrics = json.loads((root / f"{name}.json").read_text())
+                record = {"kind": "time_to_accuracy", "version": args.model_version,
+                          "path": path, "seed": seed, "minutes": args.time_to_accuracy,
+                          "steps": steps, "s_per_step": args.time_to_accuracy * 60 / steps,
+                          "device": args.device, "torch": torch.__version__,
+                          "abs_rel": {k: (metrics[k]["abs_rel"] if metrics.get(k) else None)
+                                      for k in ("full", "dynamic", "static")}}
+                records.append(record)
+                if args.json:
+                    print(json.dumps(record), flush=True)
+    return records
+
+
+def _mean_std(values: Sequence[float | None]) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "n/a"
+    return (f"{statistics.fmean(vals):.4f} ± {statistics.pstdev(vals):.4f}" if len(vals) > 1
+            else f"{vals[0]:.4f}")
+
+
+def format_time_to_accuracy(records: Sequence[dict[str, Any]]) -> str:
+    """Per path: steps and s/step within the budget, AbsRel mean ± std over the seeds."""
+    first = records[0]
+    lines = [f"time to accuracy: {first['version']}, {first['minutes']:g} min per run on "
+             f"{first['device']}, seeds {sorted({r['seed'] for r in records})}",
+             f"{'path':11} {'steps':>6} {'s/step':>7} {'AbsRel all':>17} "
+             f"{'dynamic':>17} {'static':>17}"]
+    for path in TTA_PATHS:
+        runs = [r for r in records if r["path"] == path]
+        lines.append(f"{path:11} {statistics.fmean(r['steps'] for r in runs):6.0f} "
+                     f"{statistics.fmean(r['s_per_step'] for r in runs):7.3f} "
+                     + " ".join(f"{_mean_std([r['abs_rel'][k] for r in runs]):>17}"
+                                for k in ("full", "dynamic", "static")))
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """All runs the arguments ask for; each record is printed as it completes with --json.
 
@@ -598,6 +696,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = json.loads(args._run)
         mode, precision = settings.pop("_mode"), settings.pop("_precision")
         print(json.dumps(run_config(argparse.Namespace(**settings), mode, precision)))
+        return 0
+    if args.time_to_accuracy is not None:
+        if args.time_to_accuracy <= 0:
+            raise SystemExit("benchmark.py: error: --time_to_accuracy must be positive")
+        records = time_to_accuracy(args)
+        if not args.json:
+            print(format_time_to_accuracy(records))
         return 0
     records = run(args)
     if not args.json:

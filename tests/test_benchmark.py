@@ -185,3 +185,27 @@ def test_roofline_record_counts_every_frame_and_pair(capsys: pytest.CaptureFixtu
             roof["peak_gmac_s"][p] / roof["infer_gmac_per_img"])
     text = benchmark.format_table([run, roof])
     assert "roofline:" in text and "at most" in text and "bf16-mixed: step >=" in text
+
+
+def test_time_to_accuracy_trains_for_the_budget_and_scores(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datasets.synthetic import generate_dataset
+
+    data = tmp_path / "data"
+    generate_dataset(data, seed=0, scenes=1, frames=8, val_scenes=1, test_scenes=1,
+                     height=64, width=80, progress=False)
+    # one path keeps the test short; the plain path's flags are what train.py must accept
+    paths = {"plain-fp32": benchmark.TTA_PATHS["plain-fp32"]}
+    monkeypatch.setattr(benchmark, "TTA_PATHS", paths)
+    assert benchmark.main(["--time_to_accuracy", "0.05", "--dataset_dir", str(data),
+                           "--device", "cpu", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("{")]
+    assert [(r["path"], r["seed"]) for r in records] == [("plain-fp32", 0)]
+    r = records[0]
+    assert r["steps"] > 0 and r["s_per_step"] == pytest.approx(3.0 / r["steps"])
+    assert 0 < r["abs_rel"]["full"] < 10
+    table = benchmark.format_time_to_accuracy(
+        [r, {**r, "seed": 1, "abs_rel": {**r["abs_rel"], "full": r["abs_rel"]["full"] + 0.2}}])
+    assert "seeds [0, 1]" in table and f"{r['abs_rel']['full'] + 0.1:.4f} ± 0.1000" in table
