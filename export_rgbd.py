@@ -61,7 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         companion_files,
         gt_depth_suffixes,
         intrinsics_from,
-        read_gt_depth,
         read_intrinsics,
         read_poses,
     )
@@ -98,10 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             K = read_intrinsics(folder / "cam.txt")
         if (folder / "depth").is_dir():
             files = companion_files(folder / "depth", gt_depth_suffixes(settings.dataset_name))
-            gt_depth = {name: read_gt_depth(path, settings.dataset_name)
-                        for name, path in files.items()}
+            gt_depth = dict(files)  # read frame by frame during the export
         if (folder / "poses.txt").is_file():
             gt_poses = read_poses(folder / "poses.txt")
+            if len(gt_poses) != count:
+                raise UsageError(f"{folder / 'poses.txt'} has {len(gt_poses)} poses for "
+                                 f"{count} frames")
     if K is None:
         raise UsageError("give the input's intrinsics: --cam_txt FILE or --fx --fy --cx --cy")
     if opts.depth_scale is not None:
@@ -129,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if info["scale_consistency"]:
         line += f"; scale drift over the video {100 * info['scale_consistency']['drift']:.1f} %"
     print(line)
+    if info["skipped"]:
+        print(f"skipped {len(info['skipped'])} unreadable frames (their time stays a gap):\n"
+              + "\n".join(f"  {why}" for why in info["skipped"]))
     if info["beyond_range_share"] > 0.01:
         limit = 65535 / info["depth_factor"]
         print(f"note: {100 * info['beyond_range_share']:.1f} % of the depth lies beyond "

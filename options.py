@@ -157,8 +157,9 @@ class TrainOptions:
     max_steps: int = option(-1, "stop after this many optimizer steps (-1: no limit)",
                             at_least=-1)
     max_minutes: float | None = option(
-        None, "stop after this many minutes of training, wall clock (validation included); "
-        "like --max_steps it validates and writes last.ckpt first", above=0.0)
+        None, "stop after this many minutes of training, wall clock (validation included, "
+        "and counted over --resume: the time before it is in the checkpoint); like "
+        "--max_steps it validates and writes last.ckpt first", above=0.0)
     lr: float = option(1e-4, "Adam learning rate (a resumed run takes this one, not the "
                        "checkpoint's)", above=0.0)
     val_every_n_steps: int | None = option(

@@ -120,7 +120,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="fast mode without utils.allocator.keep_freed_memory")
     p.add_argument("--time_to_accuracy", type=float, default=None, metavar="MINUTES",
                    help="train each path (plain fp32, fast fp32, fast bf16) for this many "
-                        "minutes on the built-in set and report the test AbsRel reached")
+                        "minutes on the built-in set and report the test AbsRel reached (v1 "
+                        "or v3, with configs/<version>/synthetic.txt: its size, batch and "
+                        "precision, not this tool's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training seeds for --time_to_accuracy (mean ± std over them)")
     p.add_argument("--_run", default=None, help=argparse.SUPPRESS)  # run_isolated's child
@@ -699,7 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.time_to_accuracy is not None:
         if args.time_to_accuracy <= 0:
-            raise SystemExit("benchmark.py: error: --time_to_accuracy must be positive")
+            get_parser().error("--time_to_accuracy must be positive")
+        if not (_ROOT / "configs" / args.model_version / "synthetic.txt").is_file():
+            get_parser().error(f"--time_to_accuracy: no configs/{args.model_version}/"
+                               "synthetic.txt to train SC-Depth "
+                               f"{args.model_version} with (v1 and v3 have one)")
         records = time_to_accuracy(args)
         if not args.json:
             print(format_time_to_accuracy(records))

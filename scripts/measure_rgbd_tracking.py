@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,7 +32,7 @@ import rgbd_odometry  # noqa: E402
 
 import export_rgbd  # noqa: E402
 from datasets.formats import scene_dirs  # noqa: E402
-from tools.rgbd import open3d_or_none  # noqa: E402
+from tools.rgbd import ODOMETRY_TERMS, open3d_or_none  # noqa: E402
 from utils.cli import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
 from utils.io import write_atomic  # noqa: E402
@@ -40,7 +41,7 @@ PROG = "measure_rgbd_tracking.py"
 
 
 def track(ckpt: Path, scene: Path, out: Path, baselines: bool, depth_factor: float,
-          device: str) -> dict:
+          device: str, term: str) -> dict[str, Any]:
     """Export ``scene`` with ``ckpt`` into ``out`` and track it; odometry.json plus the
     export's scale and drift."""
     code = export_rgbd.main(["--ckpt_path", str(ckpt), "--input_dir", str(scene),
@@ -48,7 +49,8 @@ def track(ckpt: Path, scene: Path, out: Path, baselines: bool, depth_factor: flo
                              "--depth_factor", str(depth_factor)])
     if code:
         raise UsageError(f"export_rgbd.py failed on {scene} with {ckpt}")
-    code = rgbd_odometry.main(["--rgbd_dir", str(out)] + (["--baselines"] if baselines else []))
+    code = rgbd_odometry.main(["--rgbd_dir", str(out), "--term", term]
+                              + (["--baselines"] if baselines else []))
     if code:
         raise UsageError(f"rgbd_odometry.py failed on {out}")
     result = json.loads((out / "odometry.json").read_text())
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth_factor", type=float, default=1000.0,
                         help="16-bit depth per metre of the exports (1000 reaches 65 m: "
                              "street scenes fit)")
+    parser.add_argument("--term", choices=ODOMETRY_TERMS, default="hybrid",
+                        help="Open3D's odometry term (scripts/rgbd_odometry.py --term)")
     parser.add_argument("--device", default="cpu", help="torch device of the predictions")
     parser.add_argument("--work_dir", type=Path, default=None,
                         help="keep the exported sequences here (default: a temporary folder)")
@@ -90,15 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         if not (scene / "poses.txt").is_file() or not (scene / "depth").is_dir():
             raise UsageError(f"{scene} needs poses.txt and depth/ (a dataset scene)")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="rgbd_tracking_"))
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
     try:
         for scene in scenes:
-            row: dict = {}
+            row: dict[str, Any] = {}
             for i, (name, ckpt) in enumerate(ckpts.items()):
                 out = work / scene.name / name
                 if out.exists():
                     shutil.rmtree(out)
-                r = track(ckpt, scene, out, i == 0, args.depth_factor, args.device)
+                r = track(ckpt, scene, out, i == 0, args.depth_factor, args.device,
+                          args.term)
                 if i == 0:  # the baselines do not depend on the checkpoint
                     row["gt_path_m"] = r["gt_path_m"]
                     row["gt_depth"] = r["gt_depth"]

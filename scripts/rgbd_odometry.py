@@ -5,10 +5,13 @@
 Reads a TUM RGB-D folder (export_rgbd.py writes one), runs Open3D's frame-to-frame RGB-D
 odometry (hybrid photometric + geometric term, or photometric only with ``--term color``;
 depth up to --depth_max metres) and writes
-the camera trajectory in TUM format (trajectory.txt). When the folder has groundtruth.txt
-it reports ATE after similarity and after rigid alignment, and the frame-to-frame RPE; with
-``--baselines`` the same sequence is also tracked on its GT depth (depth_gt/) and on a
-constant depth, the bounds a predicted depth sits between. ``--fuse`` TSDF-fuses the frames
+the camera trajectory in TUM format (trajectory_predicted.txt). When the folder has
+groundtruth.txt it reports ATE after similarity and after rigid alignment, and the
+frame-to-frame RPE (of the similarity-aligned trajectory, as eval_pose.py); with
+``--baselines`` the same sequence is also tracked on its GT depth (depth_gt/,
+trajectory_gt_depth.txt) and on a constant depth (trajectory_constant_depth.txt: the median
+of the first frame's GT depth, else of its predicted depth), the bounds a predicted depth
+sits between. ``--fuse`` TSDF-fuses the frames
 at the tracked poses into a mesh. Open3D is optional: ``pip install open3d``
 (docs/tools.md, "RGB-D tracking").
 """
@@ -27,11 +30,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from datasets.formats import read_tum_trajectory, write_tum_trajectory  # noqa: E402
-from geometry.alignment import (  # noqa: E402
-    absolute_trajectory_error,
-    frame_to_frame_rpe,
-    trajectory_distances,
-)
+from geometry.alignment import absolute_trajectory_error, trajectory_distances  # noqa: E402
+from tools.pose_evaluation import trajectory_figures  # noqa: E402
 from tools.rgbd import (  # noqa: E402
     ODOMETRY_TERMS,
     fuse_sequence,
@@ -46,11 +46,26 @@ PROG = "rgbd_odometry.py"
 
 
 def score(gt: np.ndarray, poses: np.ndarray) -> dict[str, float]:
-    sim = absolute_trajectory_error(gt, poses, with_scale=True)
+    """ATE (m) after similarity and after rigid alignment, the similarity's scale and the
+    frame-to-frame RPE of ``poses`` against ``gt``, both camera-to-world ``[N,4,4]``."""
+    sim = trajectory_figures(gt, poses)
     rigid = absolute_trajectory_error(gt, poses, with_scale=False)
-    f2f = frame_to_frame_rpe(gt, rigid["aligned"])
     return {"ate_sim3": sim["ate"], "scale": sim["scale"], "ate_rigid": rigid["ate"],
-            "rpe_t": f2f["trans_rmse"], "rpe_r_deg": f2f["rot_mean"]}
+            "rpe_t": sim["f2f_t"], "rpe_r_deg": sim["f2f_r"]}
+
+
+def constant_depth(frames: list[tuple[float, Path, Path]], factor: float) -> float:
+    """Metres of the constant-depth baseline: the median of the first frame's GT depth
+    (depth_gt/), else of its predicted depth, so that it does not depend on the checkpoint
+    when GT exists."""
+    depth = frames[0][2]
+    for path in (depth.parent.parent / "depth_gt" / depth.name, depth):
+        if path.is_file():
+            values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.float64)
+            if (values > 0).any():
+                return float(np.median(values[values > 0])) / factor
+    raise UsageError(f"no depth in the first frame ({depth.name}) for the constant-depth "
+                     "baseline")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.baselines:
         if (folder / "depth_gt").is_dir():
             runs["gt_depth"] = {"depth_dir": "depth_gt"}
-        first = cv2.imread(str(frames[0][2]), cv2.IMREAD_UNCHANGED).astype(np.float64)
-        runs["constant_depth"] = {"constant_depth": float(np.median(first[first > 0])) / factor}
+        runs["constant_depth"] = {"constant_depth": constant_depth(frames, factor)}
     results = {}
     for name, kwargs in runs.items():
         poses, failures = track_sequence(folder, depth_max=args.depth_max,

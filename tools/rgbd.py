@@ -22,9 +22,10 @@ Layout written by :func:`write_rgbd_sequence` (what ORB-SLAM2's ``rgbd_tum`` and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import cv2
@@ -35,6 +36,8 @@ from tqdm import tqdm
 from datasets.formats import (
     encode_depth_png16,
     encode_image,
+    read_gt_depth,
+    read_intrinsics,
     write_intrinsics,
     write_tum_trajectory,
 )
@@ -45,6 +48,7 @@ from losses.metrics import DepthEvaluator
 from tools.predictor import Predictor, batched, resize_depth
 from utils.errors import UsageError
 from utils.io import staged_folder, write_atomic
+from utils.pointcloud import depth_to_points
 
 __all__ = ["DEPTH_FACTOR", "ODOMETRY_TERMS", "RgbdExport", "fuse_sequence",
            "ground_plane_height", "open3d_or_none", "orbslam2_settings", "read_associations",
@@ -63,8 +67,9 @@ class RgbdExport:
     K: ``[3,3]`` intrinsics of the input frames at their own size. depth_scale: metres per
     network unit (None: fixed from ``scale_from``). scale_from: "given", "gt" (the first
     frame's GT depth, needs ``gt_depth``) or "camera_height" (needs ``camera_height``).
-    gt_depth: frame name -> GT depth ``[H,W]`` in metres (optional; also scored and exported
-    to ``depth_gt/``). gt_poses: ``[N,4,4]`` camera-to-world of the frames (optional).
+    gt_depth: frame name -> GT depth file of ``dataset_name``'s encoding (optional; each is
+    read when its frame comes up, scored and exported to ``depth_gt/``). gt_poses: ``[N,4,4]``
+    camera-to-world of all N input frames, readable or not (optional).
     """
 
     K: np.ndarray
@@ -72,7 +77,7 @@ class RgbdExport:
     depth_scale: float | None = None
     scale_from: str = "given"
     camera_height: float | None = None
-    gt_depth: dict[str, np.ndarray] = field(default_factory=dict)
+    gt_depth: dict[str, Path] = field(default_factory=dict)
     gt_poses: np.ndarray | None = None
     depth_factor: float = DEPTH_FACTOR
     output_resolution: str = "network"
@@ -81,25 +86,24 @@ class RgbdExport:
 
 
 def ground_plane_height(depth: np.ndarray, K: np.ndarray, iterations: int = 200,
-                        inlier_fraction: float = 0.02, seed: int = 0) -> float:
+                        inlier_fraction: float = 0.02, max_tilt_deg: float = 60.0,
+                        seed: int = 0) -> float:
     """Distance from the camera to the ground plane seen in ``depth`` ``[H,W]`` (its units),
     with intrinsics ``K`` ``[3,3]`` of that size.
 
     RANSAC on the back-projected points of the image's lower third: a plane is kept only if
-    its normal is within 30° of the camera's down axis (+y, OpenCV axes) and it lies below
-    the camera. The inlier distance is ``inlier_fraction`` times the median depth there. Raises
-    UsageError when no such plane is found.
+    its normal is within ``max_tilt_deg`` of the camera's down axis (+y, OpenCV axes: a camera
+    pitched down by up to that angle) and it lies below the camera. The inlier distance is
+    ``inlier_fraction`` times the median depth there. Raises UsageError when no such plane is
+    found.
     """
-    H, W = depth.shape
-    v, u = np.mgrid[2 * H // 3:H, 0:W]
-    z = depth[2 * H // 3:, :]
-    keep = np.isfinite(z) & (z > 0)
-    rays = np.linalg.inv(K) @ np.stack([u[keep], v[keep], np.ones(keep.sum())])
-    points = (rays * z[keep]).T  # [N,3]
+    H = depth.shape[0]
+    lower = np.where(np.arange(H)[:, None] >= 2 * H // 3, depth, 0.0)
+    points = depth_to_points(lower, K)[0].astype(np.float64)  # [N,3]
     if len(points) < 3:
         raise UsageError("no depth in the lower third of the first frame to find the ground")
     rng = np.random.default_rng(seed)
-    tolerance = inlier_fraction * float(np.median(z[keep]))
+    tolerance = inlier_fraction * float(np.median(points[:, 2]))
     best, best_count = None, 0
     for _ in range(iterations):
         a, b, c = points[rng.choice(len(points), 3, replace=False)]
@@ -110,7 +114,7 @@ def ground_plane_height(depth: np.ndarray, K: np.ndarray, iterations: int = 200,
         if normal[1] < 0:
             normal = -normal
         offset = -normal @ a  # plane: normal·x + offset = 0; the camera is at x = 0
-        if normal[1] < np.cos(np.deg2rad(30)) or offset >= 0:
+        if normal[1] < np.cos(np.deg2rad(max_tilt_deg)) or offset >= 0:
             continue  # not a floor below the camera
         count = int((np.abs(points @ normal + offset) < tolerance).sum())
         if count > best_count:
@@ -185,13 +189,39 @@ def _depth_png(depth_m: np.ndarray, factor: float) -> tuple[bytes, int]:
             int(over.sum()))
 
 
-def _predict(predictor: Predictor, frames: Iterator[Frame], batch_size: int
-             ) -> Iterator[tuple[Frame, np.ndarray]]:
-    """(frame, depth at network size) for every readable frame, in order."""
-    good = (f for f in frames if f.image is not None)
-    for batch in batched(good, batch_size):
-        x = torch.stack([predictor.prepare(f.image) for f in batch])
-        yield from zip(batch, predictor.depth(x)[:, 0].numpy())
+def _predict(predictor: Predictor, frames: Iterator[Frame], batch_size: int,
+             skipped: list[str]) -> Iterator[tuple[int, Frame, np.ndarray]]:
+    """(index in the input, frame, depth at network size) for every readable frame, in
+    order; why each unreadable one was left out goes to ``skipped``."""
+
+    def readable() -> Iterator[tuple[int, Frame]]:
+        for index, frame in enumerate(frames):
+            if frame.image is None:
+                skipped.append(frame.error or frame.name)
+            else:
+                yield index, frame
+
+    for batch in batched(readable(), batch_size):
+        x = torch.stack([predictor.prepare(f.image) for _, f in batch])
+        for (index, frame), depth in zip(batch, predictor.depth(x)[:, 0].numpy()):
+            yield index, frame, depth
+
+
+def _first_scale(depth: np.ndarray, gt: np.ndarray | None, K: np.ndarray, name: str,
+                 export: RgbdExport) -> float:
+    """Metres per network unit, fixed on the first frame from its GT depth or from the
+    camera's height above the ground it sees."""
+    if export.scale_from == "gt":
+        if gt is None:
+            raise UsageError(f"no GT depth for the first frame {name}: give --depth_scale or "
+                             "--camera_height")
+        scale = _scale_ratio(depth, gt, export.dataset_name)
+    else:
+        scale = export.camera_height / ground_plane_height(depth, K)
+    if not (np.isfinite(scale) and scale > 0):
+        raise UsageError(f"cannot fix the scale on the first frame {name} (its GT depth has no "
+                         "valid pixel, or its depth none): give --depth_scale")
+    return float(scale)
 
 
 def write_rgbd_sequence(predictor: Predictor, frames: Iterator[Frame], count: int,
@@ -204,48 +234,47 @@ def write_rgbd_sequence(predictor: Predictor, frames: Iterator[Frame], count: in
         for sub in ("rgb", "depth") + (("depth_gt",) if export.gt_depth else ()):
             (tmp / sub).mkdir()
         names: list[str] = []
-        ratios: list[float] = []
+        indices: list[int] = []  # of the written frames in the input (for time and poses)
+        skipped: list[str] = []
+        consistency = DepthEvaluator(dataset_spec(export.dataset_name))
         scale = export.depth_scale
         close_depth = export.close_depth
         size = K_out = None
         beyond = pixels = 0
-        for index, (frame, depth) in enumerate(tqdm(
-                _predict(predictor, frames, batch_size), total=count or None,
-                desc="frames", unit="frame")):
+        for index, frame, depth in tqdm(_predict(predictor, frames, batch_size, skipped),
+                                        total=count or None, desc="frames", unit="frame"):
             H, W = frame.image.shape[:2]
             if size is None:
                 size = (h, w) if export.output_resolution == "network" else (H, W)
                 K_out = scale_intrinsics(np.asarray(export.K, np.float64), size[1] / W,
                                          size[0] / H)
             depth = resize_depth(depth, *size)
-            gt = export.gt_depth.get(frame.name)
+            gt_file = export.gt_depth.get(frame.name)
+            gt = read_gt_depth(gt_file, export.dataset_name) if gt_file is not None else None
             if scale is None:  # fixed once, on the first frame
-                if export.scale_from == "gt":
-                    if gt is None:
-                        raise UsageError(f"no GT depth for the first frame {frame.name}: give "
-                                         "--depth_scale or --camera_height")
-                    scale = _scale_ratio(depth, gt, export.dataset_name)
-                else:
-                    scale = export.camera_height / ground_plane_height(depth, K_out)
+                scale = _first_scale(depth, gt, K_out, frame.name, export)
             depth_m = depth * scale
+            out = f"{len(names):06d}.png"
             if gt is not None:
-                ratios.append(_scale_ratio(depth_m, gt, export.dataset_name))
+                consistency.update(torch.from_numpy(depth_m)[None, None],
+                                   torch.from_numpy(gt)[None])
                 gt_out = cv2.resize(gt, size[::-1], interpolation=cv2.INTER_NEAREST)
-                (tmp / "depth_gt" / f"{index:06d}.png").write_bytes(
-                    _depth_png(gt_out, export.depth_factor)[0])
+                (tmp / "depth_gt" / out).write_bytes(_depth_png(gt_out, export.depth_factor)[0])
             rgb = cv2.resize(frame.image, size[::-1], interpolation=cv2.INTER_AREA)
-            (tmp / "rgb" / f"{index:06d}.png").write_bytes(
+            (tmp / "rgb" / out).write_bytes(
                 encode_image(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), ".png"))
             png, over = _depth_png(depth_m, export.depth_factor)
-            (tmp / "depth" / f"{index:06d}.png").write_bytes(png)
+            (tmp / "depth" / out).write_bytes(png)
             beyond += over
             pixels += depth_m.size
             if close_depth is None:  # ORB-SLAM2's close points: up to twice the median
                 close_depth = 2.0 * float(np.median(depth_m))
             names.append(frame.name)
+            indices.append(index)
         if not names:
-            raise UsageError("no frame could be read")
-        stamps = [i / export.fps for i in range(len(names))]
+            raise UsageError("no frame could be read: " + "; ".join(skipped[:3]))
+        # a skipped frame leaves a gap in time rather than shifting the later frames
+        stamps = [i / export.fps for i in indices]
         files = [f"{i:06d}.png" for i in range(len(names))]
         listing = "".join(f"{t:.6f} rgb/{f}\n" for t, f in zip(stamps, files))
         write_atomic(tmp / "rgb.txt", "# timestamp filename\n" + listing)
@@ -257,12 +286,12 @@ def write_rgbd_sequence(predictor: Predictor, frames: Iterator[Frame], count: in
         write_atomic(tmp / "orbslam2_rgbd.yaml", orbslam2_settings(
             K_out, size[1], size[0], export.fps, export.depth_factor, close_depth))
         if export.gt_poses is not None:
-            if len(export.gt_poses) != len(names):
-                raise UsageError(f"{len(export.gt_poses)} GT poses for {len(names)} frames")
-            write_tum_trajectory(tmp / "groundtruth.txt", export.gt_poses, stamps)
+            write_tum_trajectory(tmp / "groundtruth.txt", export.gt_poses[indices], stamps)
+        scored = consistency.compute()
+        drift = scored if scored["num_images"] else None
         info = {
-            "frames": len(names), "names": names, "size": list(size), "fps": export.fps,
-            "depth_factor": export.depth_factor, "depth_scale": scale,
+            "frames": len(names), "names": names, "skipped": skipped, "size": list(size),
+            "fps": export.fps, "depth_factor": export.depth_factor, "depth_scale": scale,
             "scale_from": {"given": "--depth_scale",
                            "gt": f"GT depth of the first frame {names[0]}",
                            "camera_height": f"a ground plane {export.camera_height} m below "
@@ -270,23 +299,17 @@ def write_rgbd_sequence(predictor: Predictor, frames: Iterator[Frame], count: in
                 export.scale_from],
             "close_depth_m": close_depth,
             "beyond_range_share": beyond / pixels,
-            "scale_consistency": _consistency(ratios),
+            # GT/prediction median ratios of the frames under the one scale: their mean and
+            # std / mean, the scale drift (0 when the depth is consistent over the video)
+            "scale_consistency": None if drift is None else {
+                "frames": drift["num_images"], "ratio_mean": drift["ratio_mean"],
+                "drift": drift["ratio_std"] / drift["ratio_mean"]},
         }
         write_atomic(tmp / "export.json", json.dumps(info, indent=1) + "\n")
     return info
 
 
-def _consistency(ratios: Sequence[float]) -> dict[str, float] | None:
-    """GT/prediction median ratios of the frames, under the one scale: their mean, and
-    std / mean (the scale drift: 0 when the depth is consistent over the video)."""
-    if not ratios:
-        return None
-    r = np.asarray(ratios)
-    return {"frames": len(r), "ratio_mean": float(r.mean()),
-            "drift": float(r.std() / r.mean())}
-
-
-def open3d_or_none():
+def open3d_or_none() -> ModuleType | None:
     """The open3d module, or None when it is not installed (it is optional)."""
     try:
         import open3d
@@ -295,7 +318,8 @@ def open3d_or_none():
     return open3d
 
 
-def _require_open3d():
+def _require_open3d() -> ModuleType:
+    """The open3d module, or a one-line UsageError saying how to install it."""
     o3d = open3d_or_none()
     if o3d is None:
         raise UsageError("tracking needs Open3D: pip install open3d (docs/tools.md, RGB-D "
@@ -306,8 +330,6 @@ def _require_open3d():
 def read_sequence_info(folder: Path) -> tuple[np.ndarray, float, list[tuple[float, Path, Path]]]:
     """K ``[3,3]`` (cam.txt), the depth factor (export.json, else TUM's) and the associated
     frames of a TUM RGB-D folder."""
-    from datasets.formats import read_intrinsics
-
     folder = Path(folder)
     info_path = folder / "export.json"
     factor = (json.loads(info_path.read_text())["depth_factor"] if info_path.is_file()
@@ -344,7 +366,7 @@ def track_sequence(folder: Path, depth_dir: str = "depth", constant_depth: float
     jacobian = (o3d.pipelines.odometry.RGBDOdometryJacobianFromHybridTerm() if term == "hybrid"
                 else o3d.pipelines.odometry.RGBDOdometryJacobianFromColorTerm())
 
-    def rgbd(rgb: Path, depth: Path):
+    def rgbd(rgb: Path, depth: Path) -> Any:  # an o3d.geometry.RGBDImage
         color = o3d.io.read_image(str(rgb))
         if constant_depth is not None:
             values = np.full((H, W), round(constant_depth * factor), np.uint16)

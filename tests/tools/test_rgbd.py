@@ -17,6 +17,7 @@ from geometry import scale_intrinsics
 from systems import build_model
 from tools.predictor import Predictor
 from tools.rgbd import ground_plane_height, open3d_or_none, orbslam2_settings, read_associations
+from utils.errors import UsageError
 
 H, W = 48, 64  # the checkpoint's size: the output size of the export
 
@@ -45,12 +46,19 @@ def sequence(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "training" / "val_000_handheld"
 
 
-def test_ground_plane_height_of_a_rendered_floor() -> None:
+@pytest.mark.parametrize("pitch_deg", [0.0, 45.0])
+def test_ground_plane_height_of_a_rendered_floor(pitch_deg: float) -> None:
     K = np.array([[60.0, 0, 39.5], [0, 60.0, 29.5], [0, 0, 1]])
-    v = np.arange(60, dtype=np.float64)[:, None].repeat(80, axis=1)
-    # a floor 1.5 below the camera (y down): depth = h·fy / (v − cy) below the horizon
-    depth = np.where(v > 31, 1.5 * 60.0 / np.maximum(v - 29.5, 1e-9), 0.0)
+    v = np.mgrid[0:60, 0:80][0].astype(np.float64)
+    # a floor 1.5 below a camera pitched down by θ (OpenCV axes, y down): its normal in the
+    # camera frame is n = (0, cos θ, sin θ), and the z-depth of pixel ray (x, y, 1) is
+    # 1.5 / (n · ray) where the ray meets the floor
+    theta = np.deg2rad(pitch_deg)
+    facing = np.cos(theta) * (v - 29.5) / 60.0 + np.sin(theta)
+    depth = np.where(facing > 0.03, 1.5 / np.maximum(facing, 1e-9), 0.0)
     assert ground_plane_height(depth, K) == pytest.approx(1.5, rel=1e-3)
+    with pytest.raises(UsageError, match="no ground plane"):  # a wall ahead is no floor
+        ground_plane_height(np.full((60, 80), 2.0), K)
 
 
 def test_orbslam2_settings_read_back_with_opencv(tmp_path: Path) -> None:
@@ -135,11 +143,11 @@ def test_camera_height_fixes_the_scale_from_the_road(small_ckpt: Path, tmp_path:
     scene = load_scene(root, "train_000_driving")
     height = float(scene.room_hi[1] - scene.poses[0, 1, 3])  # road plane y minus camera y
 
-    def predict(predictor, frames, batch_size):
-        for frame in frames:
+    def predict(predictor, frames, batch_size, skipped):
+        for index, frame in enumerate(frames):
             gt = cv2.imread(str(scene_dir / "depth" / f"{frame.name}.png"),
                             cv2.IMREAD_UNCHANGED) / 1000
-            yield frame, cv2.resize(gt, (W, H), interpolation=cv2.INTER_NEAREST) / 7
+            yield index, frame, cv2.resize(gt, (W, H), interpolation=cv2.INTER_NEAREST) / 7
 
     monkeypatch.setattr(rgbd, "_predict", predict)
     out = tmp_path / "rgbd"
@@ -149,6 +157,37 @@ def test_camera_height_fixes_the_scale_from_the_road(small_ckpt: Path, tmp_path:
     info = json.loads((out / "export.json").read_text())
     assert info["scale_from"] == f"a ground plane {height} m below the camera in the first frame"
     assert info["depth_scale"] == pytest.approx(7, rel=0.01)
+
+
+def test_unreadable_frames_leave_gaps_and_bad_scales_are_refused(
+        small_ckpt: Path, sequence: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    scene = tmp_path / "scene"
+    shutil.copytree(sequence, scene)
+    (scene / "000002.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "rgbd"
+    base = ["--ckpt_path", str(small_ckpt), "--input_dir", str(scene), "--device", "cpu",
+            "--fps", "10"]
+    assert run_tool("export_rgbd", [*base, "--output_dir", str(out)]) == 0
+    assert "skipped 1 unreadable frames" in capsys.readouterr().out
+    info = json.loads((out / "export.json").read_text())
+    assert info["frames"] == 23 and len(info["skipped"]) == 1 and "000002" in info["skipped"][0]
+    kept = [i for i in range(24) if i != 2]
+    rows = read_associations(out)
+    assert [round(t, 6) for t, _, _ in rows] == [round(i / 10, 6) for i in kept]
+    _, gt = read_tum_trajectory(out / "groundtruth.txt")
+    np.testing.assert_allclose(gt, read_poses(sequence / "poses.txt")[kept], atol=1e-6)
+    # the first frame's GT has no valid pixel: no scale can be fixed on it
+    cv2.imwrite(str(scene / "depth" / "000000.png"), np.zeros((96, 128), np.uint16))
+    assert run_tool("export_rgbd", [*base, "--output_dir", str(tmp_path / "o2")]) == 2
+    assert "cannot fix the scale on the first frame 000000" in capsys.readouterr().err
+    # poses.txt for another number of frames is refused before any prediction
+    np.savetxt(scene / "poses.txt", np.tile(np.eye(4)[:3].reshape(1, 12), (5, 1)))
+    assert run_tool("export_rgbd", [*base, "--output_dir", str(tmp_path / "o3")]) == 2
+    assert "has 5 poses for 24 frames" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
 def test_depth_beyond_the_16_bit_range_is_no_depth(small_ckpt: Path, sequence: Path,
