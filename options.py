@@ -255,8 +255,9 @@ class InferenceOptions:
         1.0, "metres per network depth unit (e.g. test.py's median scale ratio), applied to "
         "--save_png16 and --save_ply; 1.0 keeps network units", above=0.0)
     output_resolution: str = option(
-        "network", "size of the depth outputs (npy, png16, vis, ply): the network's, or "
-        "resized (bilinear) back to each input's size", choices=("network", "input"))
+        "network", "size of the depth outputs (inference's npy, png16, vis and ply; the RGB-D "
+        "export's frames): the network's, or resized (bilinear) back to each input's size",
+        choices=("network", "input"))
     save_ply: bool = option(
         False, "write coloured point clouds <name>.ply (binary PLY, camera frame, OpenCV "
         "axes); needs --cam_txt or --fx --fy --cx --cy", aliases=("--save-ply",))
