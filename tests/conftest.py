@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import TINY
+from helpers import TINY, write_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -31,16 +31,10 @@ def tiny_handheld_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised V1 checkpoint in our layout (state_dict + hyper_parameters)."""
-    import torch
 
-    from systems import build_model
 
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v1", "no_pretrain": True, "resnet_layers": 18})
-    path = tmp_path_factory.mktemp("ckpt") / "v1.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               path)
-    return path
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "v1.ckpt", model_version="v1",
+                            resnet_layers=18)
 
 
 @pytest.fixture(scope="session")

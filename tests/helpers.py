@@ -45,6 +45,18 @@ def tiny_train_args(dataset: Path, log_dir: Path, *extra: str) -> list[str]:
             *extra]
 
 
+def write_checkpoint(path: Path, **options: object) -> Path:
+    """A checkpoint as train.py writes them (state_dict and hyper_parameters) of a network
+    built with ``options`` and initialised with seed 0, without ImageNet weights."""
+    from systems import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"no_pretrain": True, **options})
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
+               path)
+    return path
+
+
 def tensorboard_scalars(run_dir: Path, tag: str) -> list[float]:
     """The values logged under ``tag`` in a run's TensorBoard events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

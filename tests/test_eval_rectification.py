@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import cli, run_tool
+from helpers import cli, run_tool, write_checkpoint
 
-from systems import SCDepthV2, build_model
+from systems import SCDepthV2
 
 
 def test_axis_agreement_tells_noise_sign_and_undershoot_apart() -> None:
@@ -37,12 +36,8 @@ def test_an_arn_that_predicts_no_rotation_leaves_the_raw_rotation(
 
     generate_dataset(tmp_path / "d", seed=1, scenes=1, frames=5, val_scenes=1, test_scenes=0,
                      height=48, width=64, motion="handheld", progress=False)
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v2", "no_pretrain": True, "dataset_name": "synthetic",
-                         "img_height": 48, "img_width": 64})
-    ckpt = tmp_path / "v2.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               ckpt)
+    ckpt = write_checkpoint(tmp_path / "v2.ckpt", model_version="v2", dataset_name="synthetic",
+                            img_height=48, img_width=64)
 
     def no_rotation(self, tgt, refs, K):
         zero = tgt.new_zeros(tgt.shape[0], 3)

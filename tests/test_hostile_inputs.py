@@ -25,6 +25,7 @@ from helpers import (
     cli,
     inference_peak_rss,
     tree_digest,
+    write_checkpoint,
     write_dataset,
     write_png_bomb,
 )
@@ -81,12 +82,7 @@ def train_argv(data: Path, log_dir: Path, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def v2_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A V2 checkpoint (with the ARN's weights): another version for a V1 run."""
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v2", "no_pretrain": True})
-    path = tmp_path_factory.mktemp("v2") / "v2.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               path)
-    return path
+    return write_checkpoint(tmp_path_factory.mktemp("v2") / "v2.ckpt", model_version="v2")
 
 
 @pytest.fixture(scope="module")

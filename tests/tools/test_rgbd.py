@@ -9,12 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
-from helpers import run_tool
+from helpers import run_tool, write_checkpoint
 
 from datasets.formats import read_intrinsics, read_poses, read_tum_trajectory
 from geometry import scale_intrinsics
-from systems import build_model
 from tools.predictor import Predictor
 from tools.rgbd import ground_plane_height, open3d_or_none, orbslam2_settings, read_associations
 from utils.errors import UsageError
@@ -24,13 +22,8 @@ H, W = 48, 64  # the checkpoint's size: the output size of the export
 
 @pytest.fixture(scope="module")
 def small_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v1", "no_pretrain": True,
-                         "dataset_name": "synthetic", "img_height": H, "img_width": W})
-    path = tmp_path_factory.mktemp("rgbd_ckpt") / "v1.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               path)
-    return path
+    return write_checkpoint(tmp_path_factory.mktemp("rgbd_ckpt") / "v1.ckpt", model_version="v1",
+                            dataset_name="synthetic", img_height=H, img_width=W)
 
 
 @pytest.fixture(scope="module")

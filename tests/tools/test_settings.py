@@ -8,10 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import run_tool
+from helpers import run_tool, write_checkpoint
 
-from systems import build_model
 from tools.predictor import checkpoint_settings, resolve_settings
 from utils.checkpoint import load_checkpoint
 from utils.errors import UsageError
@@ -23,13 +21,8 @@ H, W = 48, 64
 @pytest.fixture(scope="module")
 def small_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A V3 checkpoint trained (here: initialised) at 48x64 on the synthetic dataset."""
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v3", "no_pretrain": True,
-                         "dataset_name": "synthetic", "img_height": H, "img_width": W})
-    path = tmp_path_factory.mktemp("small") / "v3.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               path)
-    return path
+    return write_checkpoint(tmp_path_factory.mktemp("small") / "v3.ckpt", model_version="v3",
+                            dataset_name="synthetic", img_height=H, img_width=W)
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +97,9 @@ def test_a_flag_that_differs_is_used_with_a_note(small_ckpt: Path, tiny_dataset:
 
 @pytest.fixture(scope="module")
 def small_v2_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = build_model({"model_version": "v2", "no_pretrain": True,
-                         "dataset_name": "synthetic", "img_height": H, "img_width": W})
-    path = tmp_path_factory.mktemp("small_v2") / "v2.ckpt"
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)},
-               path)
+    path = write_checkpoint(tmp_path_factory.mktemp("small_v2") / "v2.ckpt",
+                            model_version="v2", dataset_name="synthetic", img_height=H,
+                            img_width=W)
     return path
 
 
