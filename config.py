@@ -43,11 +43,11 @@ def _scalar_type(annotation: object) -> type:
     return annotation  # type: ignore[return-value]
 
 
-def checked(kind: type, at_least: float | None = None, above: float | None = None
-            ) -> Callable[[str], object]:
+def checked(kind: type, at_least: float | None = None, above: float | None = None,
+            below: float | None = None) -> Callable[[str], object]:
     """The argparse ``type`` of an option: ``kind(text)``, refused (as ``argument --x: ...``,
-    one line) when not finite (floats), below ``at_least`` or not above ``above``. Values
-    from a config file pass through it too."""
+    one line) when not finite (floats), below ``at_least``, not above ``above`` or not below
+    ``below``. Values from a config file pass through it too."""
     def parse(text: str) -> object:
         value = kind(text)
         if kind is float and not math.isfinite(value):
@@ -56,6 +56,8 @@ def checked(kind: type, at_least: float | None = None, above: float | None = Non
             raise argparse.ArgumentTypeError(f"must be at least {at_least:g}, got {text}")
         if above is not None and not value > above:
             raise argparse.ArgumentTypeError(f"must be greater than {above:g}, got {text}")
+        if below is not None and not value < below:
+            raise argparse.ArgumentTypeError(f"must be less than {below:g}, got {text}")
         return value
 
     parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
@@ -72,7 +74,7 @@ def add_group(parser: configargparse.ArgumentParser, name: str,
             continue
         meta = dict(f.metadata)
         flags = [f"--{f.name}", *meta.pop("aliases", ())]
-        limits = {"at_least": meta.pop("at_least", None), "above": meta.pop("above", None)}
+        limits = {k: meta.pop(k, None) for k in ("at_least", "above", "below")}
         kind = _scalar_type(annotation)
         if kind is bool:
             section.add_argument(*flags, dest=f.name, action="store_true", default=f.default,

@@ -2,7 +2,7 @@
 
     python generate_synthetic_dataset.py --output_dir data/synthetic [--seed 0] [--scenes 6]
         [--frames 60] [--val_scenes 1] [--test_scenes 2] [--img_height 256] [--img_width 320]
-        [--motion mixed|driving|handheld] [--static] [--test_stride N] [--overwrite]
+        [--motion mixed|driving|handheld|nyu] [--static] [--test_stride N] [--overwrite]
 
 The layout is the one SC-Depth reads (docs/method.md, Data); train with
 ``--dataset_name synthetic``.
@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image width in pixels")
     parser.add_argument("--motion", choices=MOTIONS, default="mixed",
                         help="camera motion: 'driving' (street, forward motion), 'handheld' "
-                             "(room, large rotations) or 'mixed' (scenes alternate)")
+                             "(room, a few cm and several degrees a frame about every axis), "
+                             "'nyu' (room, rotation-dominated as in NYUv2 video: the camera "
+                             "pans and tilts by degrees and moves about 2 cm a frame) or "
+                             "'mixed' (driving and handheld scenes alternate)")
     parser.add_argument("--static", action="store_true",
                         help="leave the moving objects out: the same scenes with nothing "
                              "moving but the camera (e.g. to measure RGB-D tracking)")

@@ -50,17 +50,19 @@ MIN_INPUT_SIZE = 33
 
 
 def option(default: Any, help: str, *, at_least: float | None = None,
-           above: float | None = None, **argparse_kwargs: Any) -> Any:
+           above: float | None = None, below: float | None = None,
+           **argparse_kwargs: Any) -> Any:
     """A dataclass field that is also a command-line option ``--<name>``.
 
-    at_least / above: the value must be >= / > this (config.py refuses others on the command
-    line and in config files alike, as one line); a float must also be finite.
+    at_least / above / below: the value must be >= / > / < this (config.py refuses others on
+    the command line and in config files alike, as one line); a float must also be finite.
     argparse_kwargs: ``choices``, ``metavar``, ``nargs``/``const`` and ``aliases`` (more
     flag spellings, e.g. the public code's ``--save-vis``). A ``bool`` field is a switch
     (``store_true``), so its default must be False.
     """
     return field(default=default, metadata={"help": help, "at_least": at_least,
-                                            "above": above, **argparse_kwargs})
+                                            "above": above, "below": below,
+                                            **argparse_kwargs})
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,25 @@ class LossOptions:
     smooth_weight: float = option(0.1, "edge-aware smoothness weight (V1, V2)", at_least=0.0)
     rot_c_weight: float = option(1.0, "V2: ARN rotation-consistency loss weight", at_least=0.0)
     rot_t_weight: float = option(1.0, "V2: ARN rotation-triplet loss weight", at_least=0.0)
+    arn_label_range: float = option(
+        0.05, "V2: ARN's known-rotation labels are drawn uniformly in +- this many radians per "
+        "angle (0.05, the paper's; hand-held video can rotate more between frames)", above=0.0)
+    arn_warmup_steps: int = option(
+        0, "V2 (ours; 0, as in the paper): train ARN alone on known rotations for the first n "
+        "steps; DepthNet and PoseNet start after them", at_least=0)
+    arn_border_crop: float = option(
+        0.0, "V2 (ours; 0, as in the paper): ARN sees both of its images without this fraction "
+        "of their height and width on each side, so the empty border of a rotated image is no "
+        "cue that real pairs lack", at_least=0.0, below=0.5)
+    arn_earned_labels: float | None = option(
+        None, "V2 (ours; off, as in the paper): ARN's own rotation becomes its label (the "
+        "paper's 0.02-0.1 rad band) only while its mean error on known rotations (averaged "
+        "over recent steps) is below this many radians", above=0.0)
+    arn_owns_rotation: bool = option(
+        False, "V2 (ours; off, as in the paper): the photometric warp of each raw reference "
+        "takes its rotation from ARN and only the translation from PoseNet (which sees the "
+        "reference rectified with a detached rotation), so PoseNet cannot absorb what ARN "
+        "misses and the photometric loss trains ARN on real pairs")
     normal_matching_weight: float = option(0.1, "V3: normal-matching loss weight",
                                            at_least=0.0)
     mask_rank_weight: float = option(0.1, "V3: dynamic-region mask ranking loss weight",

@@ -21,6 +21,7 @@ __all__ = [
     "ROT_MAX_RANDOM",
     "ROT_TRUST_RANGE",
     "TRIPLET_MARGIN",
+    "random_rotation_pair",
     "rotation_consistency_loss",
     "rotation_triplet_loss",
     "select_rotation_target",
@@ -54,21 +55,43 @@ def rotation_triplet_loss(rot1: Tensor, rot2: Tensor, margin: float = TRIPLET_MA
     return torch.clamp(rot2.abs() - rot1.abs() + margin, min=0).mean()
 
 
+def random_rotation_pair(
+    ref: Tensor,
+    K: Tensor,
+    max_random: float = ROT_MAX_RANDOM,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    """A known rotation and the image it makes of ``ref``: ``rot_gt`` uniform in
+    ``[-max_random, max_random]`` per angle and sample, ``w = rotation_warp(ref, rot_gt, K)``.
+
+    ref: ``[B,3,H,W]``; K: ``[B,3,3]``. generator: source of the draw (None: torch's global
+    generator); the draw happens on the generator's device and is moved to ``ref``'s.
+    Returns ``(rot_gt [B,3], w [B,3,H,W])``, neither with a graph (the label is fixed).
+    """
+    device = generator.device if generator is not None else ref.device
+    u = torch.rand((ref.shape[0], 3), generator=generator, device=device, dtype=dtype)
+    rot_gt = ((2.0 * u - 1.0) * max_random).to(ref.device)
+    with torch.no_grad():
+        w = rotation_warp(ref, rot_gt, K)
+    return rot_gt, w
+
+
 def select_rotation_target(
     rot1: Tensor,
     ref: Tensor,
     rectified: Tensor,
     K: Tensor,
     generator: torch.Generator | None = None,
-    trust_range: tuple[float, float] = ROT_TRUST_RANGE,
+    trust_range: tuple[float, float] | None = ROT_TRUST_RANGE,
     max_random: float = ROT_MAX_RANDOM,
 ) -> tuple[Tensor, Tensor, bool]:
     """The self-supervision pair of ARN: a rotation label and the image it produces from ``ref``.
 
     If ``trust_range[0] < mean|rot1| < trust_range[1]`` ARN's own rotation is the label:
     ``rot3_gt = rot1.detach()`` and ``w = rectified.detach()`` (``rectified`` is
-    ``rotation_warp(ref, rot1, K)``). Otherwise ``rot3_gt`` is drawn uniformly in
-    ``[-max_random, max_random]`` per angle and ``w = rotation_warp(ref, rot3_gt, K)``.
+    ``rotation_warp(ref, rot1, K)``). Otherwise (and always when ``trust_range`` is None)
+    the label is a known random rotation (:func:`random_rotation_pair`, ``max_random``).
     The caller then regresses ``ARN(w, ref)`` onto ``rot3_gt``.
 
     The choice is made once per batch, as the paper does: ``mean|rot1|`` is the mean over
@@ -76,18 +99,12 @@ def select_rotation_target(
     branch. (Reading it reaches the host once per call; it decides a Python branch.)
 
     rot1: ``[B,3]``; ref, rectified: ``[B,3,H,W]``; K: ``[B,3,3]``.
-    generator: source of the random draw (None: torch's global generator). The draw happens
-    on the generator's device and is moved to ``rot1``'s device.
     Returns ``(rot3_gt [B,3] (no grad), w [B,3,H,W] (no grad), used_prediction)``.
     """
-    low, high = trust_range
-    mean_rot = float(rot1.detach().abs().mean())
-    if low < mean_rot < high:
-        return rot1.detach(), rectified.detach(), True
-    device = generator.device if generator is not None else rot1.device
-    u = torch.rand(rot1.shape, generator=generator, device=device, dtype=rot1.dtype)
-    rot3_gt = ((2.0 * u - 1.0) * max_random).to(rot1.device)
-    # The label is fixed, so the image built from it needs no graph either.
-    with torch.no_grad():
-        w = rotation_warp(ref, rot3_gt, K)
+    if trust_range is not None:
+        low, high = trust_range
+        mean_rot = float(rot1.detach().abs().mean())
+        if low < mean_rot < high:
+            return rot1.detach(), rectified.detach(), True
+    rot3_gt, w = random_rotation_pair(ref, K, max_random, generator, rot1.dtype)
     return rot3_gt, w, False

@@ -174,6 +174,13 @@ class SCDepthV1(pl.LightningModule):
         mats = pose_vec2mat(self.pose_net(first, second).float()).split(tgt.shape[0])
         return list(mats[:n]), list(mats[n:])
 
+    @torch.no_grad()
+    def relative_pose(self, tgt: Tensor, ref: Tensor, K: Tensor | None = None) -> Tensor:
+        """``ref_T_tgt`` ``[B,3,4]`` (float64) of image pairs ``[B,3,H,W]``, as pose
+        evaluation reads a trained model: PoseNet's vector, turned into a matrix in float64.
+        K ``[B,3,3]``: unused here (V2's ARN may need it)."""
+        return pose_vec2mat(self.pose_net(tgt, ref).double())
+
     def pose_precision(self) -> contextlib.AbstractContextManager:
         """The networks that predict camera motion (PoseNet, V2's ARN) run in fp32 even under
         mixed precision, unless ``--pose_autocast``: the poses drive every warp, and bf16
@@ -191,6 +198,13 @@ class SCDepthV1(pl.LightningModule):
         tgt, refs, K = batch["tgt"], list(batch["refs"]), batch["K"]
         tgt_depth, ref_depths = self.predict_depths(tgt, refs)
         poses, poses_inv = self.predict_poses(tgt, refs)
+        return self.photometric_terms(tgt, refs, K, tgt_depth, ref_depths, poses, poses_inv)
+
+    def photometric_terms(self, tgt: Tensor, refs: list[Tensor], K: Tensor, tgt_depth: Tensor,
+                          ref_depths: list[Tensor], poses: list[Tensor],
+                          poses_inv: list[Tensor]) -> tuple[dict[str, Tensor], StepContext]:
+        """V1's terms (photometric, geometry consistency, smoothness) of predicted depths
+        and poses (shapes as in :class:`StepContext`), computed in fp32."""
         tgt_depth, ref_depths = tgt_depth.float(), [d.float() for d in ref_depths]
         poses, poses_inv = [p.float() for p in poses], [p.float() for p in poses_inv]
         with self.full_precision():

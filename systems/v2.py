@@ -12,6 +12,13 @@ before the V1 losses see the pair:
 3. rotation consistency ``mean|rot3 − rot3_gt|`` and rotation triplet
    ``mean(max(|rot2| − |rot1| + 0.05, 0))``;
 4. the V1 losses on ``tgt`` and the rectified references ``r'``.
+
+Options of ours, each off by default (docs/method.md, V2): ``--arn_warmup_steps`` (ARN
+alone on known rotations first), ``--arn_label_range`` (the span of those rotations),
+``--arn_border_crop`` (ARN never sees the empty border of a rotated image),
+``--arn_earned_labels`` (ARN's own labels only once it is accurate on known ones) and
+``--arn_owns_rotation`` (the photometric warp takes ARN's rotation and PoseNet's
+translation).
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ import torch
 from torch import Tensor
 
 from datasets.formats import denormalize_image
-from geometry import rotation_warp
+from geometry import euler2mat, rotation_warp
 from losses.rotation import (
+    ROT_TRUST_RANGE,
+    random_rotation_pair,
     rotation_consistency_loss,
     rotation_triplet_loss,
     select_rotation_target,
@@ -41,11 +50,14 @@ __all__ = ["RectifiedStepContext", "SCDepthV2"]
 
 @dataclass
 class RectifiedStepContext(StepContext):
-    """V1's context (its ``refs`` are the rectified references) plus, per reference:
-    raw_refs (the references as loaded), rot1 = ARN(tgt, r) and rot2 = ARN(tgt, r') ``[B,3]``,
-    and rot_from_prediction (whether ARN's own rotation was the consistency label)."""
+    """V1's context (its ``refs`` are the references the V1 losses warped: the rectified
+    ones, or the raw ones with ``--arn_owns_rotation``) plus, per reference: raw_refs (the
+    references as loaded), rectified (``r'``), rot1 = ARN(tgt, r) and rot2 = ARN(tgt, r')
+    ``[B,3]``, and rot_from_prediction (whether ARN's own rotation was the consistency
+    label)."""
 
     raw_refs: list[Tensor] = field(default_factory=list)
+    rectified: list[Tensor] = field(default_factory=list)
     rot1: list[Tensor] = field(default_factory=list)
     rot2: list[Tensor] = field(default_factory=list)
     rot_from_prediction: list[bool] = field(default_factory=list)
@@ -63,12 +75,38 @@ class SCDepthV2(SCDepthV1):
         self.rectify_net = RectifyNet(not opts.no_pretrain, weights)
         self.loss_weights["rot_consistency_loss"] = opts.rot_c_weight
         self.loss_weights["rot_triplet_loss"] = opts.rot_t_weight
+        # --arn_earned_labels: running mean of ARN's error on known rotations (radians);
+        # None until the first known-rotation step. Kept in the checkpoint (not in the
+        # state dict, whose keys are the published ones).
+        self.arn_known_error: float | None = None
 
     def arn(self, img1: Tensor, img2: Tensor) -> Tensor:
         """ARN's rotation ``[B,3]`` (fp32) from img1 to img2, at the pose networks' precision
-        (:meth:`pose_precision`)."""
+        (:meth:`pose_precision`); with ``--arn_border_crop`` both images lose that fraction
+        of their height and width on each side first. The crop changes no angle: ARN's
+        rotation is used with the full image's K."""
+        crop = self.opts.arn_border_crop
+        if crop > 0:
+            H, W = img1.shape[-2:]
+            dy, dx = round(crop * H), round(crop * W)
+            img1, img2 = img1[..., dy:H - dy, dx:W - dx], img2[..., dy:H - dy, dx:W - dx]
         with self.pose_precision():
             return self.rectify_net(img1, img2).float()
+
+    def _track_known_error(self, error: Tensor) -> None:
+        """Fold one step's ``mean|rot3 − rot3_gt|`` on known rotations into the running mean
+        that ``--arn_earned_labels`` reads (exponential, about the last 10 steps)."""
+        value = float(error.detach())
+        previous = self.arn_known_error
+        self.arn_known_error = value if previous is None else 0.9 * previous + 0.1 * value
+
+    def labels_earned(self) -> bool:
+        """May ARN's own rotation be its label? Always in the paper; with
+        ``--arn_earned_labels`` only once its running error on known rotations is below it."""
+        threshold = self.opts.arn_earned_labels
+        if threshold is None:
+            return True
+        return self.arn_known_error is not None and self.arn_known_error < threshold
 
     def rectify(self, tgt: Tensor, refs: list[Tensor], K: Tensor
                 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
@@ -97,23 +135,33 @@ class SCDepthV2(SCDepthV1):
         rectified, rot1s, rot2s = self.rectify(tgt, refs, K)
 
         # ARN's self-supervision, decided for each reference.
+        trust = ROT_TRUST_RANGE if self.labels_earned() else None
         with self.full_precision():
-            labels = [select_rotation_target(rot1, ref, ref_rect, K)
+            labels = [select_rotation_target(rot1, ref, ref_rect, K, trust_range=trust,
+                                             max_random=self.opts.arn_label_range)
                       for ref, ref_rect, rot1 in zip(refs, rectified, rot1s)]
         rot3s = self.arn(torch.cat([w for _, w, _ in labels]), torch.cat(refs)
                          ).split(tgt.shape[0])
+        used = [u for _, _, u in labels]
         with self.full_precision():
-            consistency = torch.stack([rotation_consistency_loss(rot3, rot3_gt)
-                                       for rot3, (rot3_gt, _, _) in zip(rot3s, labels)]).mean()
+            errors = [rotation_consistency_loss(rot3, rot3_gt)
+                      for rot3, (rot3_gt, _, _) in zip(rot3s, labels)]
+            consistency = torch.stack(errors).mean()
             triplet = torch.stack([rotation_triplet_loss(rot1, rot2)
                                    for rot1, rot2 in zip(rot1s, rot2s)]).mean()
+        known = [e for e, u in zip(errors, used) if not u]
+        if self.training and known and self.opts.arn_earned_labels is not None:
+            self._track_known_error(torch.stack(known).mean())
 
-        # V1 on the rectified pairs: depth and pose of r', not of r.
-        terms, base = super().loss_terms({**batch, "refs": rectified})
+        if self.opts.arn_owns_rotation:
+            terms, base = self.owned_rotation_terms(tgt, refs, rectified, rot1s, K)
+        else:
+            # V1 on the rectified pairs: depth and pose of r', not of r.
+            terms, base = super().loss_terms({**batch, "refs": rectified})
         terms["rot_consistency_loss"] = consistency
         terms["rot_triplet_loss"] = triplet
-        used = [u for _, _, u in labels]
-        context = RectifiedStepContext.extending(base, raw_refs=refs, rot1=rot1s, rot2=rot2s,
+        context = RectifiedStepContext.extending(base, raw_refs=refs, rectified=rectified,
+                                                 rot1=rot1s, rot2=rot2s,
                                                  rot_from_prediction=used)
         # rot_before = mean|rot1|, rot_after = mean|rot2| (radians): ARN works when the
         # second is clearly below the first; and how often ARN's own rotation was the label
@@ -125,6 +173,82 @@ class SCDepthV2(SCDepthV1):
         })
         return terms, context
 
+    def owned_rotation_terms(self, tgt: Tensor, refs: list[Tensor], rectified: list[Tensor],
+                             rot1s: list[Tensor], K: Tensor
+                             ) -> tuple[dict[str, Tensor], Any]:
+        """V1's terms on the raw references, warped with ARN's rotation and PoseNet's
+        translation (``--arn_owns_rotation``).
+
+        PoseNet sees ``(tgt, r')`` with ``r'`` rectified by the detached ``rot1``, and only
+        its translation is kept: ``c'_T_tgt = [I | t]`` and ``tgt_T_c' = [I | t_inv]``. With
+        ``X_r = R1 · X_c'`` (``R1 = euler2mat(rot1)``, what ``rotation_warp`` applies):
+        ``ref_T_tgt = [R1 | R1 · t]`` and ``tgt_T_ref = [R1ᵀ | t_inv]``. The rotation of every
+        warp is ARN's, so the photometric loss trains ARN on the real pairs and no PoseNet
+        rotation can make up for ARN's error.
+        """
+        tgt_depth, ref_depths = self.predict_depths(tgt, refs)
+        poses_c, poses_c_inv = self.predict_poses(tgt, [r.detach() for r in rectified])
+        poses, poses_inv = [], []
+        with self.full_precision():
+            for rot1, pose_c, pose_c_inv in zip(rot1s, poses_c, poses_c_inv):
+                R1 = euler2mat(rot1)
+                t, t_inv = pose_c[..., 3:].float(), pose_c_inv[..., 3:].float()
+                poses.append(torch.cat([R1, R1 @ t], dim=-1))
+                poses_inv.append(torch.cat([R1.transpose(-1, -2), t_inv], dim=-1))
+        return self.photometric_terms(tgt, refs, K, tgt_depth, ref_depths, poses, poses_inv)
+
+    @torch.no_grad()
+    def relative_pose(self, tgt: Tensor, ref: Tensor, K: Tensor | None = None) -> Tensor:
+        """``ref_T_tgt`` ``[B,3,4]`` (float64): PoseNet's, or with ``--arn_owns_rotation``
+        ARN's rotation and PoseNet's translation on the rectified pair, as training warps
+        (which needs the intrinsics K ``[B,3,3]`` at the input size)."""
+        if not self.opts.arn_owns_rotation:
+            return super().relative_pose(tgt, ref)
+        if K is None:
+            raise ValueError("a V2 model trained with --arn_owns_rotation needs K for poses")
+        (rectified,), (rot1,), _ = self.rectify(tgt, [ref], K)
+        pose_c = super().relative_pose(tgt, rectified)
+        R1 = euler2mat(rot1.double())
+        return torch.cat([R1, R1 @ pose_c[..., 3:]], dim=-1)
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        """V1's step, or during ``--arn_warmup_steps`` ARN alone on known rotations."""
+        if self.global_step < self.opts.arn_warmup_steps:
+            return self.warmup_step(batch)
+        return super().training_step(batch, batch_idx)
+
+    def warmup_step(self, batch: Mapping[str, Any]) -> Tensor:
+        """ARN regresses known random rotations (``±--arn_label_range``) of every reference;
+        DepthNet and PoseNet get no gradient (Adam leaves parameters without one as they
+        are)."""
+        refs = torch.cat(list(batch["refs"]))
+        K = batch["K"].repeat(len(batch["refs"]), 1, 1)
+        with self.full_precision():
+            rot_gt, w = random_rotation_pair(refs, K, self.opts.arn_label_range)
+        rot3 = self.arn(w, refs)
+        with self.full_precision():
+            error = rotation_consistency_loss(rot3, rot_gt)
+        self.check_finite({"rot_consistency_loss": error})
+        if self.opts.arn_earned_labels is not None:
+            self._track_known_error(error)
+        loss = self.loss_weights["rot_consistency_loss"] * error
+        n = batch["tgt"].shape[0]
+        self.log_dict({"train/rot_consistency_loss": error.detach(),
+                       "train/total_loss": loss.detach()},
+                      on_step=True, on_epoch=False, batch_size=n)
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=False,
+                 batch_size=n)
+        return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.arn_known_error is not None:
+            checkpoint["arn_known_error"] = self.arn_known_error
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.arn_known_error = checkpoint.get("arn_known_error")
+
     def log_train_images(self, batch: Mapping[str, Any], context: RectifiedStepContext
                          ) -> None:
         """V1's input/depth pair, and target | reference | rectified reference (first ref)."""
@@ -134,6 +258,6 @@ class SCDepthV2(SCDepthV1):
             return
         strip = np.concatenate([denormalize_image(batch["tgt"][0]),
                                 denormalize_image(context.raw_refs[0][0]),
-                                denormalize_image(context.refs[0][0])], axis=1)
+                                denormalize_image(context.rectified[0][0])], axis=1)
         tb.add_image("train/target_reference_rectified", strip, self.global_step,
                      dataformats="HWC")

@@ -78,6 +78,7 @@ def test_unknown_choice_is_a_one_line_usage_error() -> None:
     (["--photo_weight", "inf"], "argument --photo_weight: must be a finite number"),
     (["--img_width", "32"], "argument --img_width: must be at least 33"),
     (["--num_epochs", "0"], "argument --num_epochs: must be at least 1"),
+    (["--arn_border_crop", "0.5"], "argument --arn_border_crop: must be less than 0.5, got 0.5"),
     (["--epoch_size", "two"], "argument --epoch_size: invalid int value: 'two'"),
 ])
 def test_option_limits_are_one_line_usage_errors(argv: list[str], message: str) -> None:

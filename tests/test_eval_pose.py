@@ -14,6 +14,8 @@ from helpers import cli
 from datasets.formats import DatasetError, read_poses, read_tum_trajectory
 from datasets.transforms import Resize
 from geometry import pose_vec2mat
+from options import training_options
+from systems import SCDepthV1
 from tools.pose_evaluation import evaluate_scene, find_scenes, format_results
 from tools.predictor import Predictor
 from utils.errors import UsageError
@@ -45,6 +47,11 @@ class OraclePoseNet(torch.nn.Module):
 
 
 class OracleModel(torch.nn.Module):
+    """A system whose PoseNet is the oracle; poses are read as SC-Depth V1 reads them."""
+
+    opts = training_options({})
+    relative_pose = SCDepthV1.relative_pose
+
     def __init__(self) -> None:
         super().__init__()
         self.pose_net = OraclePoseNet()

@@ -37,13 +37,14 @@ from datasets.formats import (
     list_images,
     read_gt_depth,
     read_image,
+    read_intrinsics,
     read_poses,
     read_scene_list,
     write_poses,
     write_tum_trajectory,
 )
 from datasets.registry import dataset_spec
-from geometry import pose_vec2mat
+from geometry import scale_intrinsics
 from geometry.alignment import (
     KITTI_RPE_LENGTHS,
     absolute_trajectory_error,
@@ -89,25 +90,33 @@ def find_scenes(dataset_dir: Path, names: list[str] | None) -> list[Path]:
 
 @torch.inference_mode()
 def predict_sequence(predictor: Predictor, frames: list[Path], batch_size: int,
-                     dataset_name: str, gt_depth: dict[str, Path]
-                     ) -> tuple[np.ndarray, dict | None]:
-    """Run PoseNet on consecutive pairs and DepthNet on the frames that have GT.
+                     dataset_name: str, gt_depth: dict[str, Path],
+                     K: np.ndarray | None = None) -> tuple[np.ndarray, dict | None]:
+    """Run the pose networks on consecutive pairs (``model.relative_pose``) and DepthNet on
+    the frames that have GT.
 
-    Streams the frames (only a batch of images is in memory). Returns the relative motions
-    ``[N-1,4,4]`` ``T_{t→t+1}`` and the depth results of ``DepthEvaluator`` (None without GT).
+    K: the frames' ``[3,3]`` intrinsics (only a V2 model whose ARN gives the rotation needs
+    them). Streams the frames (only a batch of images is in memory). Returns the relative
+    motions ``[N-1,4,4]`` ``T_{t→t+1}`` and the depth results of ``DepthEvaluator`` (None
+    without GT).
     """
     model = predictor.model
     evaluator = DepthEvaluator(dataset_spec(dataset_name)) if gt_depth else None
     motions: list[np.ndarray] = []
     previous: torch.Tensor | None = None  # last frame of the previous batch
+    K_net = None
+    if K is not None:  # at the network's input size
+        H, W = read_image(frames[0]).shape[:2]
+        K_net = torch.as_tensor(scale_intrinsics(K, predictor.width / W, predictor.height / H),
+                                dtype=torch.float32, device=predictor.device)
     for batch in batched(tqdm(frames, desc=frames[0].parent.name, unit="frame",
                               leave=False), batch_size):
         x = torch.stack([predictor.prepare(read_image(p)) for p in batch]).to(predictor.device)
         seq = x if previous is None else torch.cat([previous[None], x])
         if len(seq) > 1:
-            # PoseNet(tgt=I_t, ref=I_{t+1}); the poses in fp32 as in training
-            vec = model.pose_net(seq[:-1], seq[1:])
-            motions.extend(pose_vec2mat(vec.double()).cpu().numpy())
+            # ref_T_tgt with tgt = I_t, ref = I_{t+1}; the networks in fp32 as in training
+            Ks = None if K_net is None else K_net.expand(len(seq) - 1, 3, 3)
+            motions.extend(model.relative_pose(seq[:-1], seq[1:], Ks).cpu().numpy())
         with_gt = [i for i, p in enumerate(batch) if p.stem in gt_depth]
         if evaluator is not None and with_gt:
             depth = predictor.depth(x[with_gt])
@@ -179,7 +188,9 @@ def evaluate_scene(predictor: Predictor, scene: Path, dataset_name: str, batch_s
     if len(frames) < 2:
         raise DatasetError(f"{scene}: need at least 2 frames to evaluate poses")
     gt_files = companion_files(scene / "depth", gt_depth_suffixes(dataset_name))
-    motions, depth = predict_sequence(predictor, frames, batch_size, dataset_name, gt_files)
+    # a V2 model whose ARN gives the rotation warps with K (systems.v2.relative_pose)
+    K = read_intrinsics(scene / "cam.txt") if predictor.model.opts.arn_owns_rotation else None
+    motions, depth = predict_sequence(predictor, frames, batch_size, dataset_name, gt_files, K)
     pred = chain_relative_poses(motions)
     result: dict[str, Any] = {
         "scene": scene.name, "frames": len(frames),

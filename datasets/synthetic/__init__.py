@@ -11,8 +11,12 @@ Two kinds of scene:
   wall and a high "sky" ceiling so that every ray hits geometry — with parked cars, poles,
   trees, kiosks and balconies. The camera, 1.4-1.7 m above the ground, moves forward
   0.3-1.0 m a frame with gentle yaw turns and small pitch/roll jitter; depth is 2-60 m.
-- ``handheld`` (NYU-like): a furnished room. The camera moves a few cm a frame and rotates
-  several degrees a frame about all three axes (smooth random walks); depth is 0.5-8 m.
+- ``handheld``: a furnished room. The camera moves a few cm a frame and rotates several
+  degrees a frame about all three axes (smooth random walks); depth is 0.5-8 m.
+- ``nyu``: the same rooms with the degenerate hand-held motion the SC-Depth V2 paper
+  describes for NYUv2 video: about 2 cm a frame while the camera pans and tilts by a few
+  degrees and barely rolls, so rotation dominates the image motion. Each scene's measured
+  motion (``camera_motion`` in summary.json) says how much.
 
 Both have 1-3 objects that move on their own (cars and bouncing balls on the street, balls
 and boxes in the room).
@@ -51,6 +55,7 @@ from datasets.synthetic.scene import (
     RenderedFrame,
     SyntheticScene,
     build_scene,
+    camera_motion,
 )
 from datasets.synthetic.writer import (
     DYNAMIC_COLORS,
@@ -68,6 +73,7 @@ __all__ = [
     "RenderedFrame",
     "SyntheticScene",
     "build_scene",
+    "camera_motion",
     "default_test_stride",
     "generate_dataset",
     "load_scene",

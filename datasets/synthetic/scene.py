@@ -1,4 +1,5 @@
-"""The synthetic scenes: what is where and how the camera moves (driving and hand-held)."""
+"""The synthetic scenes: what is where and how the camera moves (driving, hand-held, and
+hand-held panning as in NYUv2 video)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from datasets.synthetic.textures import TILE, _build_atlas, _load_photos, _Materials
 
-KINDS = ("driving", "handheld")
+KINDS = ("driving", "handheld", "nyu")
 MOTIONS = ("mixed", *KINDS)
 
 
@@ -145,6 +146,28 @@ def _smooth(rng: np.random.Generator, n: int, amp: float, min_period: float,
     return out * amp / terms
 
 
+def camera_motion(poses: np.ndarray) -> dict[str, float]:
+    """How the camera moves between consecutive frames of camera-to-world poses ``[F,3,4]``.
+
+    Returns the means over the F−1 steps of: the rotation angle (``rotation_deg``), the
+    rotation about each camera axis (``|ω_x|``, ``|ω_y|``, ``|ω_z|`` of the rotation vector
+    ω, in degrees: tilt, pan and roll with OpenCV axes) and the translation in cm.
+    """
+    R, t = poses[:, :, :3], poses[:, :, 3]
+    rel = np.einsum("fji,fjk->fik", R[1:], R[:-1])  # R_{f+1}ᵀ · R_f
+    cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
+    angle = np.arccos(cos)
+    skew = np.stack([rel[:, 2, 1] - rel[:, 1, 2], rel[:, 0, 2] - rel[:, 2, 0],
+                     rel[:, 1, 0] - rel[:, 0, 1]], axis=1)
+    # ω = θ / (2 sin θ) · skew, and → skew / 2 as θ → 0
+    factor = np.where(angle > 1e-9, angle / (2.0 * np.sin(np.maximum(angle, 1e-9))), 0.5)
+    omega = np.degrees(np.abs(skew * factor[:, None])).mean(axis=0)
+    step = np.linalg.norm(t[1:] - t[:-1], axis=1)
+    return {"rotation_deg": float(np.degrees(angle).mean()), "tilt_deg": float(omega[0]),
+            "pan_deg": float(omega[1]), "roll_deg": float(omega[2]),
+            "translation_cm": float(100.0 * step.mean())}
+
+
 def _driving_trajectory(rng: np.random.Generator, frames: int, z_far_max: float
                         ) -> tuple[np.ndarray, float]:
     """Camera-to-world ``[F,3,4]`` and the travelled distance, camera starting at z = 0."""
@@ -169,24 +192,36 @@ def _driving_trajectory(rng: np.random.Generator, frames: int, z_far_max: float
     return poses, float(z[-1])
 
 
-def _handheld_trajectory(rng: np.random.Generator, frames: int, safe: np.ndarray
-                         ) -> np.ndarray:
-    """Camera-to-world ``[F,3,4]`` inside ``|p| <= safe`` (room frame, centre at 0)."""
+def _handheld_trajectory(rng: np.random.Generator, frames: int, safe: np.ndarray,
+                         panning: bool = False) -> np.ndarray:
+    """Camera-to-world ``[F,3,4]`` inside ``|p| <= safe`` (room frame, centre at 0).
+
+    panning=False: a few cm and several degrees a frame about every axis. panning=True (the
+    ``nyu`` kind): the degenerate motion the V2 paper describes for hand-held indoor video,
+    about 2 cm a frame while the camera pans (yaw) and tilts (pitch) by degrees and barely
+    rolls, so rotation dominates the image motion.
+    """
     pos = rng.uniform(-1.0, 1.0, 3) * safe
     vel = np.zeros(3)
-    sigma_v = np.array([0.03, 0.012, 0.03])  # m/frame: "a few cm a frame"
-    # several degrees a frame in every axis: AR(1) angular rates, pitch and roll pulled back
-    # towards upright so that the camera stays a plausible hand-held one
-    sigma_r = np.deg2rad(rng.uniform(3.0, 5.0, 3))
+    if panning:
+        sigma_v, pull = np.array([0.008, 0.003, 0.008]), 0.002  # m/frame, 1/frame
+        sigma_r = np.deg2rad([rng.uniform(3.0, 6.0), rng.uniform(2.0, 4.0),
+                              rng.uniform(0.5, 1.0)])  # yaw, pitch, roll rates
+        limits = np.deg2rad([np.inf, 40.0, 10.0])
+    else:
+        sigma_v, pull = np.array([0.03, 0.012, 0.03]), 0.01  # "a few cm a frame"
+        sigma_r = np.deg2rad(rng.uniform(3.0, 5.0, 3))
+        limits = np.deg2rad([np.inf, 50.0, 35.0])
+    # AR(1) angular rates, pitch and roll pulled back towards upright so that the camera
+    # stays a plausible hand-held one
     rho = 0.85
     angles = np.array([rng.uniform(-np.pi, np.pi), 0.0, 0.0])  # yaw, pitch, roll
     rates = rng.standard_normal(3) * sigma_r
-    limits = np.deg2rad([np.inf, 50.0, 35.0])
     poses = np.zeros((frames, 3, 4))
     for k in range(frames):
         poses[k, :, :3] = _rot_y(angles[0]) @ _rot_x(angles[1]) @ _rot_z(angles[2])
         poses[k, :, 3] = pos
-        vel = 0.8 * vel + 0.6 * sigma_v * rng.standard_normal(3) - 0.01 * pos
+        vel = 0.8 * vel + 0.6 * sigma_v * rng.standard_normal(3) - pull * pos
         new = pos + vel
         out = np.abs(new) > safe
         vel[out] = -vel[out]
@@ -396,7 +431,8 @@ def _driving_scene(rng: np.random.Generator, frames: int, mats: _Materials
     return poses, lo, hi, room_mats, objects
 
 
-def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
+def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials,
+                    panning: bool = False
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[Primitive]]:
     half_x, half_z = rng.uniform(2.5, 3.6), rng.uniform(3.5, 4.5)
     floor = rng.uniform(1.3, 1.6)
@@ -405,7 +441,7 @@ def _handheld_scene(rng: np.random.Generator, frames: int, mats: _Materials
     hi = np.array([half_x, floor, half_z])
     # the camera stays >= 1.4 m from the walls and >= 1 m from floor and ceiling
     safe = np.array([half_x - 0.9, min(0.2, -ceiling - 1.0, floor - 1.0), half_z - 0.9])
-    poses = _handheld_trajectory(rng, frames, np.maximum(safe, 0.05))
+    poses = _handheld_trajectory(rng, frames, np.maximum(safe, 0.05), panning)
     room_mats = np.array([
         mats.pick(["photo", "brick", "stripes", "noise"], 1.5, 3.0),
         mats.pick(["photo", "tiles", "stripes", "noise"], 1.5, 3.0),
@@ -513,8 +549,9 @@ def build_scene(kind: str, seed: int, frames: int, height: int, width: int,
                 name: str = "scene", moving_objects: bool = True) -> SyntheticScene:
     """Build one scene (geometry, textures, trajectory) deterministically from ``seed``.
 
-    kind: "driving" | "handheld". The camera intrinsics are ``fx = fy = 0.8 W`` (driving) or
-    ``0.9 W`` (handheld), ``cx = W/2``, ``cy = H/2``. ``moving_objects=False`` leaves the
+    kind: "driving" | "handheld" | "nyu" (the hand-held room, camera panning: see
+    :func:`_handheld_trajectory`). The camera intrinsics are ``fx = fy = 0.8 W`` (driving)
+    or ``0.9 W`` (the rooms), ``cx = W/2``, ``cy = H/2``. ``moving_objects=False`` leaves the
     moving objects out of the same scene (the same seed gives the same room, static objects,
     textures and trajectory).
     """
@@ -522,8 +559,11 @@ def build_scene(kind: str, seed: int, frames: int, height: int, width: int,
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     rng = np.random.default_rng(seed)
     mats = _Materials(rng, _load_photos())
-    build = _driving_scene if kind == "driving" else _handheld_scene
-    poses, lo, hi, room_mats, objects = build(rng, frames, mats)
+    if kind == "driving":
+        poses, lo, hi, room_mats, objects = _driving_scene(rng, frames, mats)
+    else:
+        poses, lo, hi, room_mats, objects = _handheld_scene(rng, frames, mats,
+                                                            panning=kind == "nyu")
     if not moving_objects:  # dropped after all draws, so the rest of the scene is unchanged
         objects = [p for p in objects if not p.dynamic]
     atlas, level_y = _build_atlas(mats.tiles)

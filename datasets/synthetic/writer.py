@@ -28,7 +28,14 @@ from datasets.formats import (
 )
 from datasets.registry import dataset_spec
 from datasets.synthetic.raycast import render_frame
-from datasets.synthetic.scene import KINDS, MOTIONS, SyntheticScene, _intrinsics, build_scene
+from datasets.synthetic.scene import (
+    KINDS,
+    MOTIONS,
+    SyntheticScene,
+    _intrinsics,
+    build_scene,
+    camera_motion,
+)
 from utils.io import staged_folder
 
 # Colours of the moving objects in testing/seg_mask (RGB), one per object of a scene.
@@ -220,8 +227,9 @@ def _readme(summary: dict[str, Any]) -> str:
         + ("" if summary.get("moving_objects", True) else " --static"),
         "",
         "Ray-cast scenes with exact ground truth: 'driving' (street, KITTI-like, depth "
-        "2-60 m, forward motion) and 'handheld' (room, NYU-like, depth 0.5-8 m, large "
-        "rotations). "
+        "2-60 m, forward motion), 'handheld' (room, depth 0.5-8 m, large rotations about "
+        "every axis) and 'nyu' (the same rooms, the camera panning and tilting with about "
+        "2 cm of translation a frame). "
         + ("1-3 objects per scene move on their own." if summary.get("moving_objects", True)
            else "Nothing moves but the camera (--static)."),
         "",
@@ -244,9 +252,12 @@ def _readme(summary: dict[str, Any]) -> str:
         "Scenes:",
     ]
     for s in summary["scenes"]:
+        motion = s["camera_motion"]
         lines.append(f"  {s['name']:<24} {s['split']:<5} {s['kind']:<8} seed {s['seed']}, "
                      f"{s['num_dynamic_objects']} moving objects, depth "
-                     f"{s['depth_min']:.2f}-{s['depth_max']:.2f} m")
+                     f"{s['depth_min']:.2f}-{s['depth_max']:.2f} m, camera "
+                     f"{motion['rotation_deg']:.1f}° and {motion['translation_cm']:.1f} cm "
+                     "a frame")
     return "\n".join(lines) + "\n"
 
 
@@ -260,7 +271,7 @@ def generate_dataset(output_dir: str | Path, seed: int = 0, scenes: int = 6, fra
 
     The files are written into a temporary folder next to ``output_dir`` that is renamed at
     the end, so a failure or Ctrl-C leaves nothing half-written. motion: "mixed" (scenes
-    alternate driving / handheld), "driving" or "handheld". test_stride: keep every n-th
+    alternate driving / handheld), "driving", "handheld" or "nyu". test_stride: keep every n-th
     frame of the test scenes (default: about 30 test images). workers: processes (default:
     up to 2 for large sets, 1 for small ones). moving_objects=False renders the same scenes
     with nothing moving but the camera (for tools whose baseline assumes a static world,
@@ -327,7 +338,8 @@ def _write(tmp: Path, plan: list[dict[str, Any]], settings: dict[str, Any], work
                 "num_dynamic_objects": n_dyn,
                 "depth_min": min(s["depth_min"] for s in ss),
                 "depth_max": max(s["depth_max"] for s in ss),
-                "dynamic_fraction": float(np.mean([s["dynamic_fraction"] for s in ss]))}
+                "dynamic_fraction": float(np.mean([s["dynamic_fraction"] for s in ss])),
+                "camera_motion": camera_motion(first["poses"].reshape(-1, 3, 4))}
         if entry["split"] == "test":
             n_colours = max(n_colours, n_dyn)
             info["test_frames"] = sorted(s["index"] for s in ss)

@@ -13,7 +13,13 @@ from helpers import run_tool
 from scipy.stats import spearmanr
 
 from datasets import synthetic
-from datasets.synthetic import build_scene, generate_dataset, load_scene, render_frame
+from datasets.synthetic import (
+    build_scene,
+    camera_motion,
+    generate_dataset,
+    load_scene,
+    render_frame,
+)
 from datasets.synthetic import writer as synthetic_writer
 
 H, W, FRAMES = 64, 80, 8
@@ -125,6 +131,37 @@ def test_depth_ranges_and_motion(data: Path) -> None:
             assert np.median(angles) > 2.0, angles
     # a constant prediction must be clearly wrong (depth varies a lot within images)
     assert 0.2 < summary["constant_depth_abs_rel"] < 1.5
+
+
+def test_camera_motion_hand_computed() -> None:
+    # camera-to-world poses: each frame pans 2° (about the camera's y axis) and moves 1 cm
+    a = np.radians(2.0)
+    poses = np.zeros((5, 3, 4))
+    for f in range(5):
+        c, s = np.cos(a * f), np.sin(a * f)
+        poses[f, :, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
+        poses[f, :, 3] = [0.01 * f, 0.0, 0.0]
+    m = camera_motion(poses)
+    assert m["rotation_deg"] == pytest.approx(2.0) and m["pan_deg"] == pytest.approx(2.0)
+    assert m["tilt_deg"] == pytest.approx(0.0, abs=1e-9)
+    assert m["roll_deg"] == pytest.approx(0.0, abs=1e-9)
+    assert m["translation_cm"] == pytest.approx(1.0)
+
+
+def test_nyu_kind_is_rotation_dominated() -> None:
+    """The ``nyu`` scenes: the rooms of ``handheld``, with the camera panning and tilting
+    by degrees a frame, barely rolling, and moving far less."""
+    nyu = [camera_motion(build_scene("nyu", s, 40, 16, 20).poses) for s in range(4)]
+    hand = [camera_motion(build_scene("handheld", s, 40, 16, 20).poses) for s in range(4)]
+    mean = {k: {name: np.mean([m[name] for m in ms]) for name in ms[0]}
+            for k, ms in (("nyu", nyu), ("handheld", hand))}
+    assert mean["nyu"]["translation_cm"] < 3.0 < mean["handheld"]["translation_cm"]
+    assert mean["nyu"]["pan_deg"] > 1.5 and mean["nyu"]["tilt_deg"] > 1.5
+    assert mean["nyu"]["roll_deg"] < mean["nyu"]["pan_deg"] / 2
+    ratio = {k: v["rotation_deg"] / v["translation_cm"] for k, v in mean.items()}
+    assert ratio["nyu"] > 1.5 * ratio["handheld"]
+    scene = build_scene("nyu", 0, 4, 16, 20)
+    assert scene.K[0, 0] == pytest.approx(0.9 * 20)  # the rooms' camera
 
 
 def test_projection_convention_hand_computed() -> None:
@@ -306,6 +343,12 @@ def test_cli_refuses_non_empty_and_overwrites(tmp_path: Path, capsys) -> None:
                                                    "handheld"]) == 0
     assert (out / "training" / "train_000_handheld").is_dir()
     assert not (out / "training" / "train_000_driving").exists()
+    assert run_tool("generate_synthetic_dataset", [*args, "--overwrite", "--motion",
+                                                   "nyu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["kind"] for s in summary["scenes"]] == ["nyu", "nyu"]
+    assert summary["scenes"][0]["camera_motion"]["translation_cm"] > 0
+    assert "a frame" in (out / "README.txt").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli"]  # no temp folders left
     assert run_tool("generate_synthetic_dataset", [*args, "--motion", "flying"]) == 2
     assert "invalid choice: 'flying'" in capsys.readouterr().err

@@ -12,8 +12,14 @@ import pytest
 import torch
 from helpers import ImageBoard
 
-from geometry import rotation_warp
-from losses.rotation import rotation_triplet_loss
+from geometry import euler2mat, pose_vec2mat, rotation_warp
+from losses.rotation import (
+    ROT_MAX_RANDOM,
+    random_rotation_pair,
+    rotation_consistency_loss,
+    rotation_triplet_loss,
+)
+from options import TrainingOptions
 from systems import SCDepthV1, SCDepthV2, build_model, load_from_checkpoint
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "state_dict_keys.txt"
@@ -153,6 +159,123 @@ def test_photo_validation_rectifies_references(model: SCDepthV2,
         assert torch.allclose(got, want, atol=1e-6)
 
 
+# ------------------------------------------------------------- options of ours
+def v2_model(**options: Any) -> SCDepthV2:
+    torch.manual_seed(0)
+    return build_model({"model_version": "v2", "no_pretrain": True, **options})
+
+
+def test_arn_options_default_to_the_paper() -> None:
+    defaults = TrainingOptions()
+    assert defaults.arn_label_range == ROT_MAX_RANDOM
+    assert defaults.arn_warmup_steps == 0 and defaults.arn_border_crop == 0.0
+    assert defaults.arn_earned_labels is None and not defaults.arn_owns_rotation
+
+
+def test_border_crop_hides_the_border_from_arn() -> None:
+    batch = make_batch(4)
+    tgt, ref = batch["tgt"], batch["refs"][0]
+    edited = ref.clone()
+    edited[..., :4, :] = 0.0  # H = 40: a crop of 0.25 removes 10 rows and 12 columns a side
+    edited[..., :, -5:] = 0.0
+    cropped, plain = v2_model(arn_border_crop=0.25).eval(), v2_model().eval()
+    with torch.no_grad():
+        assert torch.equal(cropped.arn(tgt, ref), cropped.arn(tgt, edited))
+        assert not torch.allclose(plain.arn(tgt, ref), plain.arn(tgt, edited))
+        # the crop is the central part, fed to the same network
+        centre = cropped.rectify_net(tgt[..., 10:30, 12:36], ref[..., 10:30, 12:36])
+        assert torch.allclose(cropped.arn(tgt, ref), centre)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")  # no Trainer here
+def test_warmup_step_trains_arn_alone_on_known_rotations() -> None:
+    model = v2_model(arn_warmup_steps=3, rot_c_weight=2.0).train()
+    batch = make_batch(5)
+    torch.manual_seed(7)
+    loss = model.training_step(batch, 0)  # global_step 0 < 3: a warm-up step
+    loss.backward()
+    torch.manual_seed(7)
+    refs = torch.cat(batch["refs"])
+    rot_gt, w = random_rotation_pair(refs, batch["K"].repeat(2, 1, 1), ROT_MAX_RANDOM)
+    with torch.no_grad():
+        expected = 2.0 * rotation_consistency_loss(model.arn(w, refs), rot_gt)
+    assert torch.allclose(loss.detach(), expected, atol=1e-6)
+    assert model.rectify_net.get_parameter("encoder.encoder.conv1.weight").grad.abs().sum() > 0
+    for net in (model.depth_net, model.pose_net):
+        assert all(p.grad is None for p in net.parameters())
+
+
+def test_label_range_sets_the_span_of_known_rotations() -> None:
+    ref = torch.rand(64, 3, 8, 8)
+    K = torch.eye(3).expand(64, 3, 3)
+    rot, _ = random_rotation_pair(ref, K, 0.2, torch.Generator().manual_seed(0))
+    assert rot.abs().max() <= 0.2 and rot.abs().max() > 0.15
+
+
+def test_labels_are_earned_on_known_rotations(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = v2_model(arn_earned_labels=0.01).train()
+    # an ARN that always answers 0.05 rad: inside the paper's 0.02-0.1 band
+    monkeypatch.setattr(model.rectify_net, "forward",
+                        lambda a, b: torch.full((a.shape[0], 3), 0.05, requires_grad=True))
+    assert not model.labels_earned()
+    _, context = model.loss_terms(make_batch(6))
+    assert context.rot_from_prediction == [False, False]  # not earned: known rotations
+    assert model.arn_known_error is not None and model.arn_known_error > 0.01
+    model.arn_known_error = 0.005
+    _, context = model.loss_terms(make_batch(6))
+    assert context.rot_from_prediction == [True, True]  # the paper's band applies
+    # the running error travels with the checkpoint
+    checkpoint: dict[str, Any] = {}
+    model.on_save_checkpoint(checkpoint)
+    fresh = v2_model(arn_earned_labels=0.01)
+    fresh.on_load_checkpoint(checkpoint)
+    assert fresh.arn_known_error == model.arn_known_error and fresh.labels_earned()
+    # without the option the band applies from the first step, as in the paper
+    paper = v2_model()
+    monkeypatch.setattr(paper.rectify_net, "forward",
+                        lambda a, b: torch.full((a.shape[0], 3), 0.05, requires_grad=True))
+    _, context = paper.loss_terms(make_batch(6))
+    assert context.rot_from_prediction == [True, True] and paper.arn_known_error is None
+
+
+def test_owned_rotation_warps_with_arn_rotation_and_posenet_translation() -> None:
+    model = v2_model(arn_owns_rotation=True).eval()  # BatchNorm as in single calls
+    batch = make_batch(8)
+    with torch.no_grad():
+        _, context = model.loss_terms(batch)
+        for ref, rect, rot1, pose, pose_inv in zip(batch["refs"], context.rectified,
+                                                   context.rot1, context.poses,
+                                                   context.poses_inv):
+            assert torch.allclose(rect, rotation_warp(ref, rot1, batch["K"]))
+            R1 = euler2mat(rot1)
+            t = pose_vec2mat(model.pose_net(batch["tgt"], rect))[..., 3:]
+            t_inv = pose_vec2mat(model.pose_net(rect, batch["tgt"]))[..., 3:]
+            assert torch.allclose(pose, torch.cat([R1, R1 @ t], -1), atol=1e-5)
+            assert torch.allclose(pose_inv, torch.cat([R1.transpose(1, 2), t_inv], -1),
+                                  atol=1e-5)
+    # the V1 losses warped the raw references
+    assert all(got is raw for got, raw in zip(context.refs, batch["refs"]))
+    # the photometric loss alone reaches ARN through the rotation of the warp
+    model.train().zero_grad()
+    terms, _ = model.loss_terms(batch)
+    terms["photo_loss"].backward()
+    grad = model.rectify_net.get_parameter("encoder.encoder.conv1.weight").grad
+    assert grad is not None and grad.abs().sum() > 0
+    model.zero_grad()
+    # pose evaluation composes them the same way, and needs K to do it
+    model.eval()
+    K = batch["K"]
+    pose = model.relative_pose(batch["tgt"], batch["refs"][0], K)
+    with torch.no_grad():
+        (rect,), (rot1,), _ = model.rectify(batch["tgt"], [batch["refs"][0]], K)
+        t = pose_vec2mat(model.pose_net(batch["tgt"], rect).double())[..., 3:]
+        R1 = euler2mat(rot1.double())
+    assert pose.dtype == torch.float64
+    assert torch.allclose(pose, torch.cat([R1, R1 @ t], -1), atol=1e-6)
+    with pytest.raises(ValueError, match="needs K"):
+        model.relative_pose(batch["tgt"], batch["refs"][0])
+
+
 # ---------------------------------------------------------------------- end to end
 def _scalar_tags(run_dir: Path) -> set[str]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -197,3 +320,44 @@ def test_v2_trains_through_train_py_on_handheld_scenes(tmp_path: Path) -> None:
 
     results = json.loads(out.read_text())
     assert results["num_images"] == 6 and np.isfinite(results["full"]["abs_rel"])
+
+
+@pytest.mark.slow  # a training run
+def test_v2_options_train_resume_and_evaluate_poses(tmp_path: Path) -> None:
+    import eval_pose
+    import train
+    from datasets.synthetic import generate_dataset
+    from utils.checkpoint import load_checkpoint
+
+    data = tmp_path / "data"
+    generate_dataset(data, scenes=1, frames=6, val_scenes=1, test_scenes=1, height=64,
+                     width=80, motion="handheld", progress=False)
+    logs = tmp_path / "logs"
+    args = ["--model_version", "v2", "--no_pretrain", "--dataset_dir", str(data),
+            "--dataset_name", "synthetic", "--img_height", "64", "--img_width", "80",
+            "--batch_size", "2", "--epoch_size", "3", "--num_epochs", "1",
+            "--num_workers", "0", "--log_dir", str(logs), "--exp_name", "v2opt",
+            "--log_every_n_steps", "1", "--arn_warmup_steps", "2", "--arn_label_range",
+            "0.1", "--arn_border_crop", "0.1", "--arn_earned_labels", "0.02",
+            "--arn_owns_rotation"]
+    assert train.main(args) in (0, None)
+    ckpt = logs / "v2opt" / "version_0" / "last.ckpt"
+    saved = load_checkpoint(str(ckpt))
+    assert saved["hyper_parameters"]["arn_owns_rotation"] is True
+    assert saved["hyper_parameters"]["arn_warmup_steps"] == 2
+    assert np.isfinite(saved["arn_known_error"])  # three steps of known rotations
+    tags = _scalar_tags(logs / "v2opt" / "version_0")
+    assert {"train/rot_consistency_loss", "train/photo_loss"} <= tags
+    # --resume takes such a checkpoint (options and running error with it)
+    assert train.main([*args, "--num_epochs", "2", "--resume"]) in (0, None)
+    model = load_from_checkpoint(str(logs / "v2opt" / "version_0" / "last.ckpt"))
+    assert isinstance(model, SCDepthV2) and model.opts.arn_owns_rotation
+    # pose evaluation composes ARN's rotation with PoseNet's translation (reads cam.txt)
+    out = tmp_path / "pose.json"
+    assert eval_pose.main(["--dataset_dir", str(data), "--ckpt_path", str(ckpt),
+                           "--dataset_name", "synthetic", "--scene", "val_000_handheld",
+                           "--output_json", str(out)]) == 0
+    import json
+
+    (result,) = json.loads(out.read_text())
+    assert np.isfinite(result["prediction"]["ate"])
