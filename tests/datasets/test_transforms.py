@@ -156,12 +156,59 @@ def test_to_tensor_normalises_and_shapes() -> None:
     torch.testing.assert_close(K, torch.from_numpy(K0))
 
 
-def test_full_training_chain_output() -> None:
+@pytest.mark.parametrize("chain", ["two_steps", "training"])
+def test_full_training_chain_output(chain: str) -> None:
     img = np.random.default_rng(3).random((H, W, 3), np.float32) * 255
-    t = Compose([RandomHorizontalFlip(), RandomScaleCrop(), Resize(16, 20), ToTensor()])
+    t = (Compose([RandomHorizontalFlip(), RandomScaleCrop(), Resize(16, 20), ToTensor()])
+         if chain == "two_steps" else  # the data module's
+         Compose([RandomScaleCrop(height=16, width=20), RandomHorizontalFlip(), ToTensor()]))
     np.random.seed(0)
     imgs, K, maps = t([img, img], K0, [img[..., 0]])
     assert [x.shape for x in imgs] == [(3, 16, 20)] * 2 and maps[0].shape == (1, 16, 20)
     assert K.shape == (3, 3) and K[2, 2] == 1.0
     # zooming in by 1–1.15 then halving: focal lengths within those bounds
     assert 15.0 <= float(K[0, 0]) <= 30.0 * 1.15 / 2 + 1e-4
+
+
+@pytest.mark.parametrize("seed", [0, 6, 8])
+def test_scale_crop_to_the_network_size_resamples_once(seed: int) -> None:
+    """RandomScaleCrop(height, width): the draws and K of zoom + crop + Resize, the image
+    sampled once where those three put each pixel."""
+    u, v = _project(K0)
+    img = _blob(u, v)
+    index = np.arange(H * W, dtype=np.float32).reshape(H, W)  # which source pixel
+    np.random.seed(seed)
+    (two,), K_two, _ = Compose([RandomScaleCrop(), Resize(24, 30)])([img], K0, [index])
+    np.random.seed(seed)
+    (out,), K, (m,) = RandomScaleCrop(height=24, width=30)([img], K0, [index])
+    assert out.shape == (24, 30, 3) and m.shape == (24, 30)
+    np.testing.assert_array_equal(K, K_two)
+    # the dot is where K puts it (same half-pixel term as Resize), and where it was
+    ex, ey = K[0, 0] / K0[0, 0], K[1, 1] / K0[1, 1]
+    cu, cv = _centroid(out)
+    pu, pv = _project(K)
+    assert cu == pytest.approx(pu + (ex - 1) / 2, abs=0.05)
+    assert cv == pytest.approx(pv + (ey - 1) / 2, abs=0.05)
+    np.testing.assert_allclose(out, two, atol=6.0)  # a smooth image barely changes
+    # maps are sampled, never blended: output pixel x takes source pixel
+    # round(((x + 0.5)·W/30 + ox)/fx − 0.5) of the chained resizes
+    np.random.seed(seed)
+    sx, sy = np.random.uniform(1.0, 1.15, 2)
+    sh, sw = round(H * sy), round(W * sx)
+    oy, ox = np.random.randint(sh - H + 1), np.random.randint(sw - W + 1)
+    xs = ((np.arange(30) + 0.5) * W / 30 + ox) / (sw / W) - 0.5
+    ys = ((np.arange(24) + 0.5) * H / 24 + oy) / (sh / H) - 0.5
+    cols, rows = m % W, m // W
+    assert np.abs(cols - xs[None, :]).max() <= 0.5 + 1 / 32
+    assert np.abs(rows - ys[:, None]).max() <= 0.5 + 1 / 32
+
+
+def test_scale_crop_needs_both_sizes() -> None:
+    with pytest.raises(ValueError, match="both height and width"):
+        RandomScaleCrop(height=24)
+
+
+def test_to_tensor_leaves_its_input_alone() -> None:
+    img = np.full((1, 1, 3), 255.0, np.float32)  # a shape whose CHW view is contiguous
+    ToTensor()([img], K0, [])
+    assert (img == 255.0).all()
