@@ -222,6 +222,10 @@ class TrainOptions:
     no_fused_ssim: bool = option(
         False, "SSIM as five separate 7x7 mean pools (the public code's form) instead of one "
         "separable pool over the stacked moments")
+    fp16_best_checkpoints: bool = option(
+        False, "store the weights of the best-k checkpoints in fp16 (half their size again; "
+        "test.py and the other tools cast them back to fp32); last.ckpt stays full for "
+        "--resume")
     resume: str | None = option(
         None, "continue training: alone, from the newest run of --exp_name's last.ckpt; "
         "with a file, from that checkpoint (optimizer, epoch and step included)",

@@ -268,6 +268,15 @@ class SCDepthV1(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.opts.lr)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """With ``--fp16_best_checkpoints`` a weights-only checkpoint (a best-k one: only
+        ``last.ckpt`` carries the optimizer) stores its floating-point weights in fp16;
+        ``load_state_dict`` casts them back into the fp32 parameters."""
+        if self.opts.fp16_best_checkpoints and "optimizer_states" not in checkpoint:
+            checkpoint["state_dict"] = {
+                k: v.half() if v.is_floating_point() else v
+                for k, v in checkpoint["state_dict"].items()}
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A resumed run trains with its own ``--lr``, the one its checkpoints record:
         Lightning would restore the optimizer's stored learning rate over it."""

@@ -3,6 +3,7 @@ steps and on SIGTERM, and --resume in the middle of an epoch at the right epoch 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +81,41 @@ def test_max_steps_inside_an_epoch_validates_and_keeps_a_best_checkpoint(
                                   str(best[0]))) == 2
     err = capsys.readouterr().err
     assert "holds only the weights" in err and f"--ckpt_path {best[0]}" in err
+
+
+@pytest.mark.slow  # a training run
+def test_fp16_best_checkpoints_evaluate_like_fp32_ones(tiny_dataset: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    import torch
+
+    assert run_tool("train", args(tiny_dataset, tmp_path, "half", "--max_steps", "2",
+                                  "--fp16_best_checkpoints")) == 0
+    run = tmp_path / "half" / "version_0"
+    (best,) = run.glob("epoch=*-val_loss=*.ckpt")
+    light, full = load_checkpoint(best), load_checkpoint(run / "last.ckpt")
+    floats = {k: v for k, v in light["state_dict"].items() if v.is_floating_point()}
+    assert floats and all(v.dtype == torch.float16 for v in floats.values())
+    counters = [k for k, v in light["state_dict"].items() if not v.is_floating_point()]
+    assert counters and all(light["state_dict"][k].dtype == torch.int64 for k in counters)
+    assert all(v.dtype == torch.float32 for v in full["state_dict"].values()
+               if v.is_floating_point())  # last.ckpt keeps fp32 for --resume
+    # the same weights to fp16 precision: the last step's, as best and last are one step
+    for k, v in floats.items():
+        torch.testing.assert_close(v.float(), full["state_dict"][k], rtol=1e-3, atol=1e-4)
+    assert best.stat().st_size < 0.55 * 0.4 * (run / "last.ckpt").stat().st_size
+    # test.py casts them back: the AbsRel of the fp32 weights to 3 decimals
+    results = {}
+    for name, path in (("half", best), ("full", run / "last.ckpt")):
+        out = tmp_path / f"{name}.json"
+        assert run_tool("test", ["--dataset_dir", str(tiny_dataset), "--ckpt_path", str(path),
+                                 "--device", "cpu", "--output_json", str(out)]) == 0
+        results[name] = json.loads(out.read_text())["full"]["abs_rel"]
+    assert results["half"] == pytest.approx(results["full"], abs=1e-3)
+    # and --resume takes the run on from last.ckpt
+    assert run_tool("train", args(tiny_dataset, tmp_path, "half", "--max_steps", "3",
+                                  "--fp16_best_checkpoints", "--resume")) == 0
+    assert load_checkpoint(run / "last.ckpt")["global_step"] == 3
 
 
 def test_max_minutes_stops_on_time_with_a_validation_and_last_ckpt(
