@@ -637,6 +637,8 @@ def read_tum_trajectory(path: Path) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- depth maps
 def _clean_depth(depth: np.ndarray) -> np.ndarray:
     """float32 with non-finite and negative values set to 0 (the "invalid" value)."""
+    if depth.dtype.kind == "u":  # decoded PNGs: nothing to clean, and two passes saved
+        return depth.astype(np.float32)
     depth = np.asarray(depth, dtype=np.float32)
     depth = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0)
     return np.maximum(depth, 0.0)
