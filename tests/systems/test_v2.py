@@ -285,21 +285,32 @@ def _scalar_tags(run_dir: Path) -> set[str]:
     return set(acc.Tags()["scalars"]) | {f"image:{t}" for t in acc.Tags()["images"]}
 
 
-@pytest.mark.slow  # a training run
-def test_v2_trains_through_train_py_on_handheld_scenes(tmp_path: Path) -> None:
-    import test as test_cli
-    import train
+@pytest.fixture(scope="module")
+def handheld(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny hand-held synthetic set (2 training scenes of 6 frames at 64×80)."""
     from datasets.synthetic import generate_dataset
 
-    data = tmp_path / "data"
+    data = tmp_path_factory.mktemp("handheld") / "data"
     generate_dataset(data, scenes=2, frames=6, val_scenes=1, test_scenes=1, height=64,
                      width=80, motion="handheld", progress=False)
-    logs = tmp_path / "logs"
-    rc = train.main(["--model_version", "v2", "--no_pretrain", "--dataset_dir", str(data),
-                     "--dataset_name", "synthetic", "--img_height", "64", "--img_width", "80",
-                     "--batch_size", "2", "--epoch_size", "2", "--num_epochs", "1",
-                     "--num_workers", "0", "--log_dir", str(logs), "--exp_name", "v2",
-                     "--log_images_every_n_steps", "1", "--log_every_n_steps", "1"])
+    return data
+
+
+def v2_train_args(data: Path, logs: Path, name: str, *extra: str) -> list[str]:
+    return ["--model_version", "v2", "--no_pretrain", "--dataset_dir", str(data),
+            "--dataset_name", "synthetic", "--img_height", "64", "--img_width", "80",
+            "--batch_size", "2", "--num_epochs", "1", "--num_workers", "0",
+            "--log_dir", str(logs), "--exp_name", name, "--log_every_n_steps", "1", *extra]
+
+
+@pytest.mark.slow  # a training run
+def test_v2_trains_through_train_py_on_handheld_scenes(handheld: Path, tmp_path: Path) -> None:
+    import test as test_cli
+    import train
+
+    data, logs = handheld, tmp_path / "logs"
+    rc = train.main(v2_train_args(data, logs, "v2", "--epoch_size", "2",
+                                  "--log_images_every_n_steps", "1"))
     assert rc in (0, None)
     run_dir = logs / "v2" / "version_0"
     ckpt = run_dir / "last.ckpt"
@@ -323,23 +334,15 @@ def test_v2_trains_through_train_py_on_handheld_scenes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # a training run
-def test_v2_options_train_resume_and_evaluate_poses(tmp_path: Path) -> None:
+def test_v2_options_train_resume_and_evaluate_poses(handheld: Path, tmp_path: Path) -> None:
     import eval_pose
     import train
-    from datasets.synthetic import generate_dataset
     from utils.checkpoint import load_checkpoint
 
-    data = tmp_path / "data"
-    generate_dataset(data, scenes=1, frames=6, val_scenes=1, test_scenes=1, height=64,
-                     width=80, motion="handheld", progress=False)
-    logs = tmp_path / "logs"
-    args = ["--model_version", "v2", "--no_pretrain", "--dataset_dir", str(data),
-            "--dataset_name", "synthetic", "--img_height", "64", "--img_width", "80",
-            "--batch_size", "2", "--epoch_size", "3", "--num_epochs", "1",
-            "--num_workers", "0", "--log_dir", str(logs), "--exp_name", "v2opt",
-            "--log_every_n_steps", "1", "--arn_warmup_steps", "2", "--arn_label_range",
-            "0.1", "--arn_border_crop", "0.1", "--arn_earned_labels", "0.02",
-            "--arn_owns_rotation"]
+    data, logs = handheld, tmp_path / "logs"
+    args = v2_train_args(data, logs, "v2opt", "--epoch_size", "3", "--arn_warmup_steps", "2",
+                         "--arn_label_range", "0.1", "--arn_border_crop", "0.1",
+                         "--arn_earned_labels", "0.02", "--arn_owns_rotation")
     assert train.main(args) in (0, None)
     ckpt = logs / "v2opt" / "version_0" / "last.ckpt"
     saved = load_checkpoint(str(ckpt))
