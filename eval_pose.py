@@ -25,7 +25,7 @@ from utils.io import check_output_dir, check_output_file, write_atomic
 
 OPTIONS = ("dataset_dir", "dataset_name", "img_height", "img_width", "model_version",
            "resnet_layers", "ckpt_path", "device", "infer_batch_size", "infer_precision",
-           "output_json", "output_dir")
+           "infer_compile", "output_json", "output_dir")
 
 
 def build_parser():

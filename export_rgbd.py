@@ -28,8 +28,8 @@ from utils.errors import UsageError
 
 PROG = "export_rgbd.py"
 OPTIONS = ("img_height", "img_width", "dataset_name", "ckpt_path", "device",
-           "infer_batch_size", "infer_precision", "input_dir", "input_video", "output_dir",
-           "cam_txt", "fx", "fy", "cx", "cy", "output_resolution")
+           "infer_batch_size", "infer_precision", "infer_compile", "input_dir", "input_video",
+           "output_dir", "cam_txt", "fx", "fy", "cx", "cy", "output_resolution")
 
 
 def build_parser() -> argparse.ArgumentParser:

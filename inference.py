@@ -72,7 +72,7 @@ def input_intrinsics(opts: argparse.Namespace) -> np.ndarray | None:
 
 
 OPTIONS = ("img_height", "img_width", "ckpt_path", "device", "infer_batch_size",
-           "infer_precision", *InferenceOptions.__dataclass_fields__)
+           "infer_precision", "infer_compile", *InferenceOptions.__dataclass_fields__)
 
 
 def main(argv: list[str] | None = None) -> int:

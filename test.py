@@ -18,7 +18,7 @@ from utils.io import check_output_file, write_atomic
 
 OPTIONS = ("dataset_dir", "dataset_name", "img_height", "img_width", "num_workers",
            "model_version", "resnet_layers", "ckpt_path", "device", "infer_batch_size",
-           "infer_precision", "output_json")
+           "infer_precision", "infer_compile", "output_json")
 
 
 def main(argv: list[str] | None = None) -> int:

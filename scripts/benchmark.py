@@ -273,19 +273,20 @@ def bench_train_step(model: torch.nn.Module, batch: dict[str, Any], precision: s
 
 def bench_inference(model: torch.nn.Module, batch_size: int, height: int, width: int,
                     precision: str, device: torch.device, steps: int, warmup: int,
-                    mode: str = "fast", compile_: bool = False) -> list[float]:
-    """Seconds per depth forward of ``batch_size`` images under ``inference_mode``.
+                    mode: str = "fast", compile_: bool = False
+                    ) -> tuple[list[float], float | None]:
+    """Seconds per depth forward of ``batch_size`` images under ``inference_mode``, and
+    with ``compile_`` the seconds of the first call (the compilation).
 
     ``fast`` runs what ``test.py`` and ``inference.py`` run: the frozen
-    ``model.inference_net(precision)`` (BatchNorm folded, weights in the precision's
-    dtype, channels_last), compiled with ``compile_``. ``plain`` runs the training network
-    in eval mode as it is (NCHW, BatchNorm as a layer), under autocast for ``precision``.
+    ``model.inference_net(precision, compile_)`` (BatchNorm folded, weights in the
+    precision's dtype, channels_last; compiled with frozen weights, as ``--infer_compile``
+    does). ``plain`` runs the training network in eval mode as it is (NCHW, BatchNorm as a
+    layer), under autocast for ``precision``.
     """
     img = torch.randn(batch_size, 3, height, width, device=device)
     if mode == "fast":
-        net = model.inference_net(precision)
-        if compile_:
-            net.compile()
+        net = model.inference_net(precision, compile_)
 
         def forward() -> None:
             with torch.inference_mode():
@@ -297,7 +298,13 @@ def bench_inference(model: torch.nn.Module, batch_size: int, height: int, width:
             with torch.inference_mode(), autocast_context(precision, device):
                 model(img)
 
-    return time_calls(forward, steps, warmup, device)
+    compile_s = None
+    if compile_ and mode == "fast":
+        start = time.perf_counter()
+        forward()
+        _sync(device)
+        compile_s = time.perf_counter() - start
+    return time_calls(forward, steps, warmup, device), compile_s
 
 
 def ensure_dataset(data_dir: str | Path | None, height: int, width: int) -> Path:
@@ -367,10 +374,12 @@ def run_config(args: argparse.Namespace, mode: str, precision: str) -> dict[str,
             times = bench_train_step(model, batch, precision, device, args.steps, args.warmup)
             record["_train_times"] = times
         if "infer" not in args.skip:
-            times = bench_inference(model, args.batch_size, args.img_height, args.img_width,
-                                    precision, device, args.steps, args.warmup, mode,
-                                    args.compile)
+            times, compile_s = bench_inference(
+                model, args.batch_size, args.img_height, args.img_width, precision, device,
+                args.steps, args.warmup, mode, args.compile)
             record["_infer_times"] = times
+            if compile_s is not None:
+                record["infer_compile_s"] = compile_s
         del model
     record["peak_mem_mb"] = mem.mb
     record["peak_mem_kind"] = mem.kind
@@ -523,6 +532,9 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                          f"{_fmt(r.get('train_step_s'), '8.3f')} {_fmt(step_x, '6.2f')} "
                          f"{_fmt(r.get('infer_img_s'), '11.1f')} {_fmt(inf_x, '7.2f')} "
                          f"{r['peak_mem_mb']:8.0f}")
+        lines += [f"{r['version']} {r['mode']} {r['precision']}: the compiled inference "
+                  f"network's first call (compilation) took {r['infer_compile_s']:.0f} s"
+                  for r in runs if r.get("infer_compile_s") is not None]
         lines.append(f"({ref['device']}: {ref['device_name']}, torch {ref['torch']}, "
                      f"{ref['threads']} threads, median of {ref['rounds']}x{ref['steps']} steps, "
                      f"load {_fmt(ref['load_avg_1min'], '.1f')}; speed-ups vs the first row; "

@@ -128,12 +128,21 @@ class SCDepthV1(pl.LightningModule):
         """img: [B,3,H,W] normalised -> depth [B,1,H,W]."""
         return self.depth_net(self._prepare(img))
 
-    def inference_net(self, precision: str = "32") -> DepthNet:
+    def inference_net(self, precision: str = "32", compile: bool = False) -> DepthNet:
         """The depth network as ``test.py``, ``inference.py`` and the benchmark run it: a
         frozen :meth:`DepthNet.inference_copy` (BatchNorm folded, weights in the dtype of
         ``precision``, no autocast needed) on this model's device. Same depth as
-        ``self.eval()(img)`` up to rounding."""
-        return self.depth_net.inference_copy(precision_dtype(precision, self.device))
+        ``self.eval()(img)`` up to rounding.
+
+        compile: ``torch.compile`` it (in place) with inductor's weight freezing: the
+        weights become constants, so convolutions are fused with the activations after
+        them and their weights pre-packed (docs/performance.md). The first call of each
+        input shape compiles; only inference (``torch.inference_mode``) is frozen.
+        """
+        net = self.depth_net.inference_copy(precision_dtype(precision, self.device))
+        if compile:
+            net.compile(options={"freezing": True})
+        return net
 
     def _prepare(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

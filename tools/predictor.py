@@ -113,15 +113,20 @@ class Predictor:
     """A trained SC-Depth DepthNet, ready to run.
 
     model: the loaded system (its PoseNet and options stay reachable); height, width: the
-    network's input size; precision: "32", "bf16-mixed" or "16-mixed" (GPUs only).
+    network's input size; precision: "32", "bf16-mixed" or "16-mixed" (GPUs only);
+    compile: compile the network (``SCDepthV1.inference_net``). A compiled network compiles
+    again for every new input shape, so smaller batches (a folder's last) are padded to the
+    largest batch seen.
     """
 
-    def __init__(self, model: SCDepthV1, height: int, width: int, precision: str = "32"
-                 ) -> None:
+    def __init__(self, model: SCDepthV1, height: int, width: int, precision: str = "32",
+                 compile: bool = False) -> None:
         self.model = model.eval()
         self.device = model.device
         check_precision(precision, self.device)
-        self.net = model.inference_net(precision)
+        self.net = model.inference_net(precision, compile)
+        self.compiled = compile
+        self._largest_batch = 0
         self.height, self.width = int(height), int(width)
         self._resize = Resize(self.height, self.width)
 
@@ -149,7 +154,8 @@ class Predictor:
         settings = resolve_settings(checkpoint_settings(ckpt), given)
         model = model_from_checkpoint(ckpt, opts.ckpt_path, device,
                                       model_version=given["model_version"])
-        predictor = cls(model, settings.img_height, settings.img_width, opts.infer_precision)
+        predictor = cls(model, settings.img_height, settings.img_width, opts.infer_precision,
+                        getattr(opts, "infer_compile", False))
         return predictor, settings
 
     def prepare(self, image: np.ndarray) -> torch.Tensor:
@@ -161,7 +167,12 @@ class Predictor:
     @torch.inference_mode()
     def depth(self, x: torch.Tensor) -> torch.Tensor:
         """Network inputs ``[B,3,h,w]`` -> depth ``[B,1,h,w]``, float32 on the CPU."""
-        return self.net(x.to(self.device)).float().cpu()
+        n = x.shape[0]
+        if self.compiled:
+            self._largest_batch = max(self._largest_batch, n)
+            if n < self._largest_batch:  # one shape, one compilation
+                x = torch.cat([x, x[-1:].expand(self._largest_batch - n, *x.shape[1:])])
+        return self.net(x.to(self.device))[:n].float().cpu()
 
     def predict(self, images: ImageInput | Sequence[ImageInput], resolution: str = "input"
                 ) -> np.ndarray | list[np.ndarray]:

@@ -64,3 +64,29 @@ def test_stream_keeps_order_and_batches(predictor: Predictor) -> None:
     assert [len(b) for b in batched(range(5), 2)] == [2, 2, 1]
     with pytest.raises(ValueError, match="at least 1"):
         list(batched(range(3), 0))
+
+
+def test_compiled_network_sees_one_batch_shape(predictor: Predictor,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """--infer_compile: the network is compiled with frozen weights, and a smaller batch
+    (a folder's last) is padded to the largest one, so that nothing compiles twice."""
+    calls: list[dict] = []
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kwargs: calls.append(kwargs))  # stays eager
+    compiled = Predictor(predictor.model, 48, 64, "32", compile=True)
+    assert calls == [{"options": {"freezing": True}}]
+    shapes: list[tuple[int, ...]] = []
+    compiled.net.register_forward_pre_hook(lambda _, args: shapes.append(args[0].shape))
+    images = [_image(48, 64, s) for s in range(7)]
+    depths = [d for batch in batched(images, 4) for d in compiled.predict(batch)]
+    assert [s[0] for s in shapes] == [4, 4]  # the batch of 3 went in as 4
+    for got, want in zip(depths, predictor.predict(images)):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.slow  # an inductor compilation (about a minute)
+def test_compiled_network_gives_the_eager_depth(predictor: Predictor) -> None:
+    net = predictor.model.inference_net("32", compile=True)
+    x = torch.randn(2, 3, 48, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), predictor.net(x), rtol=1e-4, atol=1e-5)
