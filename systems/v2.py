@@ -171,11 +171,13 @@ class SCDepthV2(SCDepthV1):
             "rot_after": torch.stack([r.detach().abs().mean() for r in rot2s]).mean(),
             "rot_label_from_prediction": torch.tensor(float(np.mean(used)), device=device),
         })
+        if self.arn_known_error is not None:  # what --arn_earned_labels compares
+            context.logs["arn_known_error"] = torch.tensor(self.arn_known_error, device=device)
         return terms, context
 
     def owned_rotation_terms(self, tgt: Tensor, refs: list[Tensor], rectified: list[Tensor],
                              rot1s: list[Tensor], K: Tensor
-                             ) -> tuple[dict[str, Tensor], Any]:
+                             ) -> tuple[dict[str, Tensor], StepContext]:
         """V1's terms on the raw references, warped with ARN's rotation and PoseNet's
         translation (``--arn_owns_rotation``).
 

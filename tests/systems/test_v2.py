@@ -221,6 +221,7 @@ def test_labels_are_earned_on_known_rotations(monkeypatch: pytest.MonkeyPatch) -
     _, context = model.loss_terms(make_batch(6))
     assert context.rot_from_prediction == [False, False]  # not earned: known rotations
     assert model.arn_known_error is not None and model.arn_known_error > 0.01
+    assert float(context.logs["arn_known_error"]) == pytest.approx(model.arn_known_error)
     model.arn_known_error = 0.005
     _, context = model.loss_terms(make_batch(6))
     assert context.rot_from_prediction == [True, True]  # the paper's band applies
