@@ -209,7 +209,9 @@ class TrainOptions:
     precision: str = option(
         "32", "32, or mixed precision: bf16-mixed (CPUs with AVX-512-bf16 or AMX, recent "
         "GPUs) or 16-mixed (GPUs)", choices=PRECISIONS)
-    compile: bool = option(False, "torch.compile the networks (slow first steps, faster after)")
+    compile: bool = option(
+        False, "torch.compile the networks and the photometric loss (minutes of compilation "
+        "in the first steps, faster after)")
     no_batched_forwards: bool = option(
         False, "run DepthNet and PoseNet once per frame or pair instead of one batched call")
     no_channels_last: bool = option(False, "keep the NCHW memory layout, not channels_last")

@@ -111,12 +111,14 @@ class SCDepthV1(pl.LightningModule):
         self.channels_last = not opts.no_channels_last
 
     def apply_fast_path(self) -> None:
-        """channels_last weights and, with --compile, compiled networks (in place, so the
-        state-dict keys stay those of the published checkpoints)."""
+        """channels_last weights and, with --compile, compiled networks and photometric loss
+        (in place, so the state-dict keys stay those of the published checkpoints). The
+        loss (warps, masks, SSIM: many memory-bound element-wise steps) is what inductor
+        fuses best on the CPU; the networks' convolutions gain little (docs/performance.md)."""
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.opts.compile:
-            for name in ("depth_net", "pose_net", "rectify_net"):
+            for name in ("depth_net", "pose_net", "rectify_net", "photo_geometry_loss"):
                 if hasattr(self, name):
                     getattr(self, name).compile()
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 
-from systems import system_class
+from systems import build_model, system_class
 
 H, W, B = 48, 64, 2
 
@@ -300,3 +300,16 @@ def test_inference_net_of_a_compiled_network_is_not_compiled() -> None:
 def test_inference_net_refuses_fp16_on_the_cpu() -> None:
     with pytest.raises(ValueError, match="16-mixed needs a CUDA device"):
         _system("v1").inference_net("16-mixed")
+
+
+def test_compile_option_compiles_networks_and_photometric_loss(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kwargs: compiled.append(type(self).__name__))
+    model = build_model({"model_version": "v2", "no_pretrain": True, "compile": True})
+    model.apply_fast_path()
+    assert sorted(compiled) == ["DepthNet", "PhotoGeometryLoss", "PoseNet", "RectifyNet"]
+    compiled.clear()
+    build_model({"model_version": "v1", "no_pretrain": True}).apply_fast_path()
+    assert compiled == []
