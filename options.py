@@ -251,7 +251,7 @@ class RuntimeOptions:
     infer_compile: bool = option(
         False, "torch.compile the inference network with its weights frozen (convolutions "
         "fused with their activations, weights pre-packed): faster per image, after a "
-        "compile of a minute or more; for long videos and large folders")
+        "compile of half a minute or more; for long videos and large folders")
 
 
 @dataclass(frozen=True)
