@@ -243,16 +243,21 @@ class SCDepthV1(pl.LightningModule):
         self.check_finite(terms)
         self._count_empty(context)
         loss = self.total_loss(terms)
-        logs = {f"train/{k}": v.detach() for k, v in {**terms, **context.logs}.items()}
-        logs["train/total_loss"] = loss.detach()
-        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False,
-                      batch_size=batch["tgt"].shape[0])
-        self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=False,
-                 batch_size=batch["tgt"].shape[0])
+        self.log_step(loss, {**terms, **context.logs}, batch["tgt"].shape[0])
         every = self.opts.log_images_every_n_steps
         if every > 0 and self.global_step % every == 0:
             self.log_train_images(batch, context)
         return loss
+
+    def log_step(self, loss: Tensor, scalars: Mapping[str, Tensor], batch_size: int) -> None:
+        """A training step's scalars as ``train/<name>``, its total as ``train/total_loss``
+        and as the progress bar's ``loss``."""
+        logs = {f"train/{k}": v.detach() for k, v in scalars.items()}
+        logs["train/total_loss"] = loss.detach()
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False,
+                      batch_size=batch_size)
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=False,
+                 batch_size=batch_size)
 
     def _count_empty(self, context: StepContext) -> None:
         """Identical, black or white frames leave no pixel to the photometric loss (the

@@ -234,12 +234,7 @@ class SCDepthV2(SCDepthV1):
         if self.opts.arn_earned_labels is not None:
             self._track_known_error(error)
         loss = self.loss_weights["rot_consistency_loss"] * error
-        n = batch["tgt"].shape[0]
-        self.log_dict({"train/rot_consistency_loss": error.detach(),
-                       "train/total_loss": loss.detach()},
-                      on_step=True, on_epoch=False, batch_size=n)
-        self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=False,
-                 batch_size=n)
+        self.log_step(loss, {"rot_consistency_loss": error}, batch["tgt"].shape[0])
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
