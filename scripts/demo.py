@@ -35,6 +35,7 @@ from tools.evaluation import evaluate_test_set  # noqa: E402
 from tools.predictor import Predictor  # noqa: E402
 from tools.training import train  # noqa: E402
 from utils.io import write_atomic  # noqa: E402
+from utils.runtime import native_cpu_bf16  # noqa: E402
 from utils.visualization import depth_panel, label  # noqa: E402
 
 PICTURES = 4  # test frames drawn, spread over the test set's scenes
@@ -46,7 +47,7 @@ def default_precision() -> str:
     launches, so bf16 was no faster there and cost accuracy (docs/performance.md)."""
     if torch.cuda.is_available():
         return "32"
-    return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32"
+    return "bf16-mixed" if native_cpu_bf16() else "32"
 
 
 class ConstantDepth(nn.Module):

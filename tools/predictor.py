@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -31,7 +31,7 @@ from utils.checkpoint import (
     load_checkpoint,
 )
 from utils.errors import UsageError
-from utils.runtime import check_precision, resolve_device
+from utils.runtime import check_precision, precision_note, resolve_device
 
 __all__ = ["BatchPredictor", "Predictor", "Settings", "as_rgb", "batched",
            "checkpoint_settings", "resize_depth", "resolve_settings", "stream"]
@@ -152,6 +152,9 @@ class Predictor:
         ckpt = load_checkpoint(opts.ckpt_path, map_location="cpu")
         given = {name: getattr(opts, name, None) for name in CHECKPOINT_SETTINGS}
         settings = resolve_settings(checkpoint_settings(ckpt), given)
+        slow = precision_note(opts.infer_precision, device)
+        if slow is not None:
+            settings = replace(settings, notes=(*settings.notes, slow))
         model = model_from_checkpoint(ckpt, opts.ckpt_path, device,
                                       model_version=given["model_version"])
         predictor = cls(model, settings.img_height, settings.img_width, opts.infer_precision,

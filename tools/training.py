@@ -31,7 +31,7 @@ from utils.allocator import keep_freed_memory
 from utils.checkpoint import SAFE_GLOBALS, AtomicCheckpointIO, load_checkpoint
 from utils.errors import UsageError
 from utils.io import check_output_dir, remove_stale_temporaries
-from utils.runtime import check_precision
+from utils.runtime import check_precision, precision_note
 
 __all__ = ["EpochReseed", "NoLostWork", "TrainingInterruptedError", "check_devices",
            "parse_devices", "resolve_accelerator", "resolve_resume", "train"]
@@ -239,8 +239,11 @@ def train(opts: argparse.Namespace) -> int:
     accelerator = resolve_accelerator(opts.accelerator)
     devices = parse_devices(opts.devices)
     check_devices(devices, accelerator)
-    check_precision(opts.precision, torch.device("cuda" if accelerator == "gpu" else "cpu"),
-                    "--precision")
+    compute = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    check_precision(opts.precision, compute, "--precision")
+    slow = precision_note(opts.precision, compute, "--precision")
+    if slow is not None:
+        print(slow, file=sys.stderr)
     check_output_dir(Path(opts.log_dir) / opts.exp_name, "--log_dir")
     if not opts.no_malloc_tuning:
         keep_freed_memory()  # before the first large tensor; see utils/allocator.py

@@ -12,8 +12,9 @@ import torch
 from options import PRECISIONS
 from utils.errors import UsageError
 
-__all__ = ["PRECISIONS", "autocast_context", "check_precision", "precision_dtype",
-           "resolve_device"]
+__all__ = ["PRECISIONS", "autocast_context", "check_precision", "native_cpu_bf16",
+           "precision_dtype", "precision_note", "resolve_device"]
+
 
 def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype of a precision name: "32" fp32, "bf16-mixed" bf16 (CPU or GPU),
@@ -37,6 +38,22 @@ def check_precision(precision: str, device: torch.device, flag: str = "--infer_p
         precision_dtype(precision, device)
     except ValueError as err:
         raise UsageError(f"{flag} {err}") from None
+
+
+def native_cpu_bf16() -> bool:
+    """Does this CPU compute bf16 natively (AVX-512-bf16 or AMX)? Without either, oneDNN
+    emulates bf16 convolutions in software, far slower than fp32 (docs/performance.md)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def precision_note(precision: str, device: torch.device, flag: str = "--infer_precision"
+                   ) -> str | None:
+    """A one-line note when ``precision`` will be slow on ``device``: bf16 on a CPU that
+    only emulates it (the run still works, so this is no error); None otherwise."""
+    if precision == "bf16-mixed" and device.type == "cpu" and not native_cpu_bf16():
+        return (f"note: {flag} bf16-mixed: this CPU has no native bf16 (AVX-512-bf16 or "
+                "AMX), so bf16 is emulated and several times slower than 32 here")
+    return None
 
 
 def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:

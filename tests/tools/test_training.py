@@ -182,3 +182,15 @@ def _logged_steps(run: Path, tag: str) -> list[int]:
         if tag in acc.Tags()["scalars"]:
             steps += [e.step for e in acc.Scalars(tag)]
     return steps
+
+
+def test_bf16_on_a_cpu_that_emulates_it_is_noted_before_anything_runs(
+        tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("torch.ops.mkldnn._is_mkldnn_bf16_supported", lambda: False)
+    (tmp_path / "logs").write_text("a file, not a folder")  # refused right after the note
+    status = run_tool("train", args(tiny_dataset, tmp_path / "logs", "bf16", "--precision",
+                                    "bf16-mixed"))
+    err = capsys.readouterr().err
+    assert status == 2 and "--log_dir" in err.splitlines()[-1]
+    assert "note: --precision bf16-mixed: this CPU has no native bf16" in err
