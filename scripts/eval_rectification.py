@@ -1,4 +1,5 @@
-"""Does a trained SC-Depth V2 remove the rotation between frames? (docs/method.md, V2)
+"""Does a trained SC-Depth V2 remove the rotation between frames, and does the rotation of
+the pose track the ground truth? (docs/method.md, V2)
 
     python scripts/eval_rectification.py --ckpt_path RUN/last.ckpt --dataset_dir DATA
 
@@ -14,7 +15,11 @@ writes) it reports
 - per axis (rx, ry, rz), ARN's ``rot1`` against the GT Euler angles ``mat2euler(R_gt)``
   over all pairs: the correlation and the least-squares slope. A residual angle alone cannot
   tell noise (low correlation), a sign error (negative slope) and under-shooting (slope
-  well below 1, correlation high) apart; these can. A perfect ARN has both at 1.
+  well below 1, correlation high) apart; these can. A perfect ARN has both at 1;
+- the same residual angle and per-axis figures for the rotation of the relative pose the
+  model predicts (``model.relative_pose``, what ``eval_pose.py`` chains): PoseNet's for V1
+  and V3, so a V1 run is the yardstick for what ARN should reach at the same budget (V1 and
+  V3 checkpoints get this part only).
 
 Why that composition: with camera-to-world poses ``P_t``, ``P_r``, the rotation of
 ``ref_T_tgt`` (target camera frame → reference camera frame) is ``R_gt = R_rᵀ · R_t``.
@@ -48,7 +53,7 @@ from datasets.formats import (  # noqa: E402
 from datasets.transforms import Compose, Resize, ToTensor  # noqa: E402
 from geometry import euler2mat, mat2euler  # noqa: E402
 from geometry.alignment import rotation_angle  # noqa: E402
-from systems import SCDepthV2  # noqa: E402
+from systems import SCDepthV1, SCDepthV2  # noqa: E402
 from tools.predictor import Predictor  # noqa: E402
 from utils.cli import run_main  # noqa: E402
 from utils.errors import UsageError  # noqa: E402
@@ -84,12 +89,25 @@ def axis_agreement(pred: np.ndarray, gt: np.ndarray) -> dict[str, dict[str, floa
     return out
 
 
+def rotation_figures(R: np.ndarray, R_gt: np.ndarray) -> dict:
+    """Residual angle of predicted rotations ``R`` ``[N,3,3]`` against ``R_gt`` (mean and
+    median, degrees) and the per-axis agreement of their Euler angles."""
+    residual = rotation_angle_deg(np.swapaxes(R, -1, -2) @ R_gt)
+    euler = mat2euler(torch.from_numpy(R)).numpy()
+    gt_euler = mat2euler(torch.from_numpy(R_gt)).numpy()
+    return {"angle_residual_deg": float(residual.mean()),
+            "angle_residual_median_deg": float(np.median(residual)),
+            "per_axis": axis_agreement(euler, gt_euler)}
+
+
 @torch.inference_mode()
-def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
-             skip: int, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-    """The figures described in the module docstring, averaged over all pairs."""
+def evaluate(model: SCDepthV1, scenes: list[Path], height: int, width: int,
+             skip: int, device: torch.device, batch_size: int = 8) -> dict:
+    """The figures described in the module docstring, averaged over all pairs; the ARN ones
+    only for a V2 model."""
     transform = Compose([Resize(height, width), ToTensor()])
-    rot1_all, rot2_all, gt_all = [], [], []
+    has_arn = isinstance(model, SCDepthV2)
+    rot1_all, rot2_all, pose_all, gt_all = [], [], [], []
     for scene in scenes:
         frames = list_images(scene)
         poses = read_poses(scene / "poses.txt")
@@ -105,30 +123,47 @@ def evaluate(model: SCDepthV2, scenes: list[Path], height: int, width: int,
             chunk = pairs[start:start + batch_size]
             tgt = images[[i for i, _ in chunk]]
             ref = images[[j for _, j in chunk]]
-            # Exactly training's rectification: rot1 = ARN(tgt, ref), rot2 = ARN(tgt, ref').
-            _, (rot1,), (rot2,) = model.rectify(tgt, [ref], K.expand(len(chunk), 3, 3))
-            rot1_all.append(rot1.cpu().numpy())
-            rot2_all.append(rot2.cpu().numpy())
+            Ks = K.expand(len(chunk), 3, 3)
+            if has_arn:
+                # Exactly training's rectification: rot1 = ARN(tgt, ref), rot2 = ARN(tgt, ref').
+                _, (rot1,), (rot2,) = model.rectify(tgt, [ref], Ks)
+                rot1_all.append(rot1.cpu().numpy())
+                rot2_all.append(rot2.cpu().numpy())
+            pose_all.append(model.relative_pose(tgt, ref, Ks)[:, :, :3].cpu().numpy())
             # ref_T_tgt rotation from camera-to-world poses: R_r^T · R_t
             gt_all.append(np.stack([poses[j, :3, :3].T @ poses[i, :3, :3] for i, j in chunk]))
-    rot1 = np.concatenate(rot1_all).astype(np.float64)
-    rot2 = np.concatenate(rot2_all).astype(np.float64)
     R_gt = np.concatenate(gt_all)
-    R1 = euler2mat(torch.from_numpy(rot1)).numpy()
-    residual = np.swapaxes(R1, -1, -2) @ R_gt
     gt_euler = mat2euler(torch.from_numpy(R_gt)).numpy()
-    return {
-        "num_pairs": len(rot1),
-        "rot_before": float(np.abs(rot1).mean()),
-        "rot_after": float(np.abs(rot2).mean()),
+    results: dict = {
+        "num_pairs": len(R_gt),
         "gt_rot_raw": float(np.abs(gt_euler).mean()),
-        "gt_rot_rectified": float(mat2euler(torch.from_numpy(residual)).abs().mean()),
         "angle_raw_deg": float(rotation_angle_deg(R_gt).mean()),
-        "angle_rectified_deg": float(rotation_angle_deg(residual).mean()),
-        "angle_rectified_median_deg": float(np.median(rotation_angle_deg(residual))),
         "angle_raw_median_deg": float(np.median(rotation_angle_deg(R_gt))),
-        "per_axis": axis_agreement(rot1, gt_euler),
+        "pose": rotation_figures(np.concatenate(pose_all), R_gt),
     }
+    if has_arn:
+        rot1 = np.concatenate(rot1_all).astype(np.float64)
+        rot2 = np.concatenate(rot2_all).astype(np.float64)
+        R1 = euler2mat(torch.from_numpy(rot1)).numpy()
+        arn = rotation_figures(R1, R_gt)
+        residual = np.swapaxes(R1, -1, -2) @ R_gt
+        results.update({
+            "rot_before": float(np.abs(rot1).mean()),
+            "rot_after": float(np.abs(rot2).mean()),
+            "gt_rot_rectified": float(mat2euler(torch.from_numpy(residual)).abs().mean()),
+            "angle_rectified_deg": arn["angle_residual_deg"],
+            "angle_rectified_median_deg": arn["angle_residual_median_deg"],
+            # rot1 itself (not its matrix's angles): what the network outputs
+            "per_axis": axis_agreement(rot1, gt_euler),
+        })
+    return results
+
+
+def print_axes(per_axis: dict) -> None:
+    for axis, r in per_axis.items():
+        corr = "n/a" if r["corr"] is None else f"{r['corr']:+.3f}"
+        slope = "n/a" if r["slope"] is None else f"{r['slope']:+.3f}"
+        print(f"  {axis}: correlation {corr}   slope {slope}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,34 +174,34 @@ def main(argv: list[str] | None = None) -> int:
                         help="scenes of training/val.txt or training/train.txt")
     args = parser.parse_args(argv)
     if not args.ckpt_path or not args.dataset_dir:
-        raise UsageError("--ckpt_path (a V2 checkpoint) and --dataset_dir are required")
+        raise UsageError("--ckpt_path and --dataset_dir are required")
 
     args.infer_precision = "32"
     predictor, settings = Predictor.from_options(args)
     model = predictor.model
-    if not isinstance(model, SCDepthV2):
-        raise UsageError(f"{args.ckpt_path} is a {model.opts.model_version} checkpoint "
-                         "without the auto-rectify network (need v2)")
     height, width = settings.img_height, settings.img_width
     scenes = scene_dirs(Path(args.dataset_dir) / "training", f"{args.split}.txt")
     results = evaluate(model, scenes, height, width, args.skip_frames, model.device)
     deg = 180.0 / math.pi
     print(f"{results['num_pairs']} pairs of {len(scenes)} {args.split} scenes at "
-          f"{height}x{width}")
-    print(f"ARN's estimate   mean|rot1| (rot_before) = {results['rot_before']:.4f} rad "
-          f"({results['rot_before'] * deg:.2f}°)   mean|rot2| (rot_after) = "
-          f"{results['rot_after']:.4f} rad ({results['rot_after'] * deg:.2f}°)")
-    print(f"ground truth     mean|euler| raw = {results['gt_rot_raw']:.4f} rad   "
-          f"rectified = {results['gt_rot_rectified']:.4f} rad")
-    print(f"rotation angle vs GT poses: raw {results['angle_raw_deg']:.2f}° "
-          f"(median {results['angle_raw_median_deg']:.2f}°)   rectified "
-          f"{results['angle_rectified_deg']:.2f}° (median "
-          f"{results['angle_rectified_median_deg']:.2f}°)")
-    print("ARN's rot1 against the GT angles, per axis (1 and 1 when right):")
-    for axis, r in results["per_axis"].items():
-        corr = "n/a" if r["corr"] is None else f"{r['corr']:+.3f}"
-        slope = "n/a" if r["slope"] is None else f"{r['slope']:+.3f}"
-        print(f"  {axis}: correlation {corr}   slope {slope}")
+          f"{height}x{width} ({model.opts.model_version})")
+    print(f"rotation angle of the GT poses: {results['angle_raw_deg']:.2f}° "
+          f"(median {results['angle_raw_median_deg']:.2f}°)")
+    if "rot_before" in results:
+        print(f"ARN's estimate   mean|rot1| (rot_before) = {results['rot_before']:.4f} rad "
+              f"({results['rot_before'] * deg:.2f}°)   mean|rot2| (rot_after) = "
+              f"{results['rot_after']:.4f} rad ({results['rot_after'] * deg:.2f}°)")
+        print(f"ground truth     mean|euler| raw = {results['gt_rot_raw']:.4f} rad   "
+              f"rectified = {results['gt_rot_rectified']:.4f} rad")
+        print(f"rotation left after rectification: {results['angle_rectified_deg']:.2f}° "
+              f"(median {results['angle_rectified_median_deg']:.2f}°)")
+        print("ARN's rot1 against the GT angles, per axis (1 and 1 when right):")
+        print_axes(results["per_axis"])
+    pose = results["pose"]
+    print(f"rotation error of the predicted pose: {pose['angle_residual_deg']:.2f}° "
+          f"(median {pose['angle_residual_median_deg']:.2f}°); per axis against the GT "
+          "angles:")
+    print_axes(pose["per_axis"])
     if args.output_json:
         write_atomic(Path(args.output_json), json.dumps(results, indent=2))
     return 0

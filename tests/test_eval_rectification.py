@@ -1,5 +1,5 @@
-"""scripts/eval_rectification.py: the per-axis agreement of ARN with the GT rotations, and the
-figures of an ARN that predicts no rotation."""
+"""scripts/eval_rectification.py: the per-axis agreement of ARN with the GT rotations, the
+figures of an ARN (or a PoseNet) that predicts no rotation, and a V1 checkpoint's pose."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from helpers import cli, run_tool, write_checkpoint
 
-from systems import SCDepthV2
+from geometry import euler2mat
+from systems import SCDepthV1, SCDepthV2
 
 
 def test_axis_agreement_tells_noise_sign_and_undershoot_apart() -> None:
@@ -29,13 +30,44 @@ def test_axis_agreement_tells_noise_sign_and_undershoot_apart() -> None:
     assert noisy["rx"]["corr"] == pytest.approx(0.0) and noisy["rx"]["slope"] == pytest.approx(0)
 
 
-def test_an_arn_that_predicts_no_rotation_leaves_the_raw_rotation(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_rotation_figures_of_the_truth_and_of_a_known_error() -> None:
+    import torch
+
+    rotation_figures = cli("eval_rectification").rotation_figures
+    angles = torch.tensor([[0.01, -0.02, 0.03], [-0.02, 0.01, 0.0], [0.03, 0.0, -0.01]],
+                          dtype=torch.float64)
+    R_gt = euler2mat(angles).numpy()
+    exact = rotation_figures(R_gt, R_gt)
+    assert exact["angle_residual_deg"] == pytest.approx(0, abs=1e-6)
+    assert all(a["corr"] == pytest.approx(1) and a["slope"] == pytest.approx(1)
+               for a in exact["per_axis"].values())
+    # no rotation predicted: the residual is the GT angle, here |(0.01,-0.02,0.03)| etc.
+    none = rotation_figures(np.repeat(np.eye(3)[None], 3, axis=0), R_gt)
+    expected = np.degrees(torch.linalg.norm(angles, dim=1).numpy())  # small angles: ~norm
+    assert none["angle_residual_deg"] == pytest.approx(expected.mean(), rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def handheld(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from datasets.synthetic import generate_dataset
 
-    generate_dataset(tmp_path / "d", seed=1, scenes=1, frames=5, val_scenes=1, test_scenes=0,
+    root = tmp_path_factory.mktemp("handheld") / "d"
+    generate_dataset(root, seed=1, scenes=1, frames=5, val_scenes=1, test_scenes=0,
                      height=48, width=64, motion="handheld", progress=False)
+    return root
+
+
+def no_pose_rotation(self, tgt, ref, K=None):
+    import torch
+
+    pose = torch.zeros(tgt.shape[0], 3, 4, dtype=torch.float64)
+    pose[:, :, :3] = torch.eye(3)
+    return pose
+
+
+def test_an_arn_that_predicts_no_rotation_leaves_the_raw_rotation(
+        handheld: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = write_checkpoint(tmp_path / "v2.ckpt", model_version="v2", dataset_name="synthetic",
                             img_height=48, img_width=64)
 
@@ -44,13 +76,32 @@ def test_an_arn_that_predicts_no_rotation_leaves_the_raw_rotation(
         return refs, [zero] * len(refs), [zero] * len(refs)
 
     monkeypatch.setattr(SCDepthV2, "rectify", no_rotation)
+    monkeypatch.setattr(SCDepthV2, "relative_pose", no_pose_rotation)
     out = tmp_path / "r.json"
     assert run_tool("eval_rectification", ["--ckpt_path", str(ckpt), "--dataset_dir",
-                                           str(tmp_path / "d"), "--device", "cpu",
+                                           str(handheld), "--device", "cpu",
                                            "--output_json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["num_pairs"] == 6  # targets 1..3, each with its two neighbours
     assert r["rot_before"] == 0 and r["angle_raw_deg"] > 1  # hand-held: degrees a frame
     assert r["angle_rectified_deg"] == pytest.approx(r["angle_raw_deg"])
     assert all(a["corr"] is None and a["slope"] == 0 for a in r["per_axis"].values())
+    assert r["pose"]["angle_residual_deg"] == pytest.approx(r["angle_raw_deg"])
     assert "rx: correlation n/a   slope +0.000" in capsys.readouterr().out
+
+
+def test_a_v1_checkpoint_gets_the_pose_figures_only(
+        handheld: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = write_checkpoint(tmp_path / "v1.ckpt", model_version="v1", dataset_name="synthetic",
+                            img_height=48, img_width=64)
+    monkeypatch.setattr(SCDepthV1, "relative_pose", no_pose_rotation)
+    out = tmp_path / "r.json"
+    assert run_tool("eval_rectification", ["--ckpt_path", str(ckpt), "--dataset_dir",
+                                           str(handheld), "--device", "cpu",
+                                           "--output_json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert "rot_before" not in r and "per_axis" not in r
+    assert r["pose"]["angle_residual_deg"] == pytest.approx(r["angle_raw_deg"])
+    printed = capsys.readouterr().out
+    assert "(v1)" in printed and "ARN" not in printed
