@@ -18,6 +18,7 @@ import configargparse
 from datasets.registry import dataset_spec
 from options import CHECKPOINT_SETTINGS, GROUPS, own_fields
 from utils.cli import OneLineConfigParser
+from utils.errors import UsageError
 
 __all__ = ["checked", "finalize", "get_parser", "option_keys", "parse_options"]
 
@@ -126,7 +127,11 @@ def get_parser(groups: Sequence[str] = TRAINING_GROUPS, description: str | None 
 
 
 def finalize(opts: argparse.Namespace) -> argparse.Namespace:
-    """Fill the defaults that depend on other options: the dataset's training size."""
+    """Fill the defaults that depend on other options (the dataset's training size) and
+    refuse combinations that contradict each other."""
+    if getattr(opts, "arn_pose_weight", 0) > 0 and getattr(opts, "arn_owns_rotation", False):
+        raise UsageError("--arn_pose_weight teaches ARN the rotation PoseNet finds, which "
+                         "--arn_owns_rotation discards: use one of them")
     if hasattr(opts, "dataset_name"):
         height, width = dataset_spec(opts.dataset_name).train_size
         if getattr(opts, "img_height", None) is None:

@@ -135,6 +135,11 @@ class LossOptions:
         "takes its rotation from ARN and only the translation from PoseNet (which sees the "
         "reference rectified with a detached rotation), so PoseNet cannot absorb what ARN "
         "misses and the photometric loss trains ARN on real pairs")
+    arn_pose_weight: float = option(
+        0.0, "V2 (ours; 0, as in the paper): weight of a loss that makes ARN's rot1 on each "
+        "real pair regress the rotation of the whole predicted pose (rot1 composed with "
+        "PoseNet's rotation on the rectified pair, both detached): the rotation PoseNet finds "
+        "left becomes ARN's to predict instead of PoseNet's to absorb", at_least=0.0)
     normal_matching_weight: float = option(0.1, "V3: normal-matching loss weight",
                                            at_least=0.0)
     mask_rank_weight: float = option(0.1, "V3: dynamic-region mask ranking loss weight",

@@ -18,7 +18,8 @@ alone on known rotations first), ``--arn_label_range`` (the span of those rotati
 ``--arn_border_crop`` (ARN never sees the empty border of a rotated image),
 ``--arn_earned_labels`` (ARN's own labels only once it is accurate on known ones) and
 ``--arn_owns_rotation`` (the photometric warp takes ARN's rotation and PoseNet's
-translation).
+translation), ``--arn_pose_weight`` (ARN regresses the rotation of the whole predicted
+pose on the real pairs).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 
 from datasets.formats import denormalize_image
-from geometry import euler2mat, rotation_warp
+from geometry import euler2mat, mat2euler, rotation_warp
 from losses.rotation import (
     ROT_TRUST_RANGE,
     random_rotation_pair,
@@ -75,6 +76,7 @@ class SCDepthV2(SCDepthV1):
         self.rectify_net = RectifyNet(not opts.no_pretrain, weights)
         self.loss_weights["rot_consistency_loss"] = opts.rot_c_weight
         self.loss_weights["rot_triplet_loss"] = opts.rot_t_weight
+        self.loss_weights["rot_pose_loss"] = opts.arn_pose_weight
         # --arn_earned_labels: running mean of ARN's error on known rotations (radians);
         # None until the first known-rotation step. Kept in the checkpoint (not in the
         # state dict, whose keys are the published ones).
@@ -158,6 +160,8 @@ class SCDepthV2(SCDepthV1):
         else:
             # V1 on the rectified pairs: depth and pose of r', not of r.
             terms, base = super().loss_terms({**batch, "refs": rectified})
+            if self.opts.arn_pose_weight > 0:
+                terms["rot_pose_loss"] = self.pose_rotation_loss(rot1s, base.poses)
         terms["rot_consistency_loss"] = consistency
         terms["rot_triplet_loss"] = triplet
         context = RectifiedStepContext.extending(base, raw_refs=refs, rectified=rectified,
@@ -174,6 +178,20 @@ class SCDepthV2(SCDepthV1):
         if self.arn_known_error is not None:  # what --arn_earned_labels compares
             context.logs["arn_known_error"] = torch.tensor(self.arn_known_error, device=device)
         return terms, context
+
+    def pose_rotation_loss(self, rot1s: list[Tensor], poses: list[Tensor]) -> Tensor:
+        """``--arn_pose_weight``: mean ``|rot1 − mat2euler(R1 · R_p)|`` over the references,
+        the label detached. ``R_p`` is the rotation of PoseNet's ``r'_T_tgt`` ``[B,3,4]`` on
+        the rectified pair; with ``X_r = R1 · X_r'`` the whole pose's rotation is
+        ``R1 · R_p``. Where PoseNet finds no rotation left the label is ``rot1`` and the
+        loss has no gradient; where it finds some, ARN is pulled to take it over."""
+        with self.full_precision():
+            errors = []
+            for rot1, pose in zip(rot1s, poses):
+                R_p = pose[..., :3].detach().to(rot1.dtype)
+                label = mat2euler(euler2mat(rot1.detach()) @ R_p)
+                errors.append((rot1 - label).abs().mean())
+            return torch.stack(errors).mean()
 
     def owned_rotation_terms(self, tgt: Tensor, refs: list[Tensor], rectified: list[Tensor],
                              rot1s: list[Tensor], K: Tensor

@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import ImageBoard
 
-from geometry import euler2mat, pose_vec2mat, rotation_warp
+from geometry import euler2mat, mat2euler, pose_vec2mat, rotation_warp
 from losses.rotation import (
     ROT_MAX_RANDOM,
     random_rotation_pair,
@@ -170,6 +170,8 @@ def test_arn_options_default_to_the_paper() -> None:
     assert defaults.arn_label_range == ROT_MAX_RANDOM
     assert defaults.arn_warmup_steps == 0 and defaults.arn_border_crop == 0.0
     assert defaults.arn_earned_labels is None and not defaults.arn_owns_rotation
+    assert defaults.arn_pose_weight == 0.0
+    assert "rot_pose_loss" not in v2_model().loss_terms(make_batch())[0]
 
 
 def test_border_crop_hides_the_border_from_arn() -> None:
@@ -275,6 +277,42 @@ def test_owned_rotation_warps_with_arn_rotation_and_posenet_translation() -> Non
     assert torch.allclose(pose, torch.cat([R1, R1 @ t], -1), atol=1e-6)
     with pytest.raises(ValueError, match="needs K"):
         model.relative_pose(batch["tgt"], batch["refs"][0])
+
+
+def test_pose_rotation_loss_pulls_arn_toward_the_whole_pose_rotation() -> None:
+    model = v2_model(arn_pose_weight=0.5)
+    assert model.loss_weights["rot_pose_loss"] == 0.5
+    rot1 = torch.tensor([[0.01, -0.02, 0.03]], dtype=torch.float64, requires_grad=True)
+    # PoseNet finds no rotation left: the label is rot1 itself, nothing to learn
+    still = torch.cat([torch.eye(3), torch.zeros(3, 1)], -1)[None].double()
+    loss = model.pose_rotation_loss([rot1], [still])
+    assert float(loss) == pytest.approx(0, abs=1e-12)
+    # PoseNet finds 0.02 rad about y left: with R = R1 · Ry(0.02) the label is mat2euler(R)
+    R_p = euler2mat(torch.tensor([[0.0, 0.02, 0.0]], dtype=torch.float64))
+    pose = torch.cat([R_p, torch.zeros(1, 3, 1, dtype=torch.float64)], -1)
+    label = mat2euler(euler2mat(rot1.detach()) @ R_p)
+    loss = model.pose_rotation_loss([rot1], [pose])
+    assert float(loss) == pytest.approx(float((rot1 - label).abs().mean()))
+    assert label[0, 1] > rot1[0, 1]  # about y the label is rot1 plus about 0.02
+    assert float(label[0, 1] - rot1[0, 1]) == pytest.approx(0.02, abs=2e-3)
+    loss.backward()  # the gradient reaches rot1 only (the label is detached)
+    assert rot1.grad is not None and rot1.grad[0, 1] < 0
+    # in a training step the term is there and reaches ARN's weights
+    terms, _ = model.loss_terms(make_batch(3))
+    model.zero_grad()
+    terms["rot_pose_loss"].backward()
+    grad = model.rectify_net.get_parameter("encoder.encoder.conv1.weight").grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert model.pose_net.get_parameter("encoder.encoder.conv1.weight").grad is None
+
+
+def test_pose_weight_and_owned_rotation_exclude_each_other() -> None:
+    from config import parse_options
+    from utils.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"--arn_pose_weight .* --arn_owns_rotation"):
+        parse_options(["--model_version", "v2", "--arn_pose_weight", "1",
+                       "--arn_owns_rotation"])
 
 
 # ---------------------------------------------------------------------- end to end
