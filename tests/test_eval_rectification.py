@@ -65,23 +65,27 @@ def no_pose_rotation(self, tgt, ref, K=None):
     return pose
 
 
+def evaluate(version: str, data: Path, tmp_path: Path) -> dict:
+    """eval_rectification.py's JSON for a seed-0 checkpoint of ``version`` at 48×64."""
+    ckpt = write_checkpoint(tmp_path / f"{version}.ckpt", model_version=version,
+                            dataset_name="synthetic", img_height=48, img_width=64)
+    out = tmp_path / "r.json"
+    assert run_tool("eval_rectification", ["--ckpt_path", str(ckpt), "--dataset_dir",
+                                           str(data), "--device", "cpu",
+                                           "--output_json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
 def test_an_arn_that_predicts_no_rotation_leaves_the_raw_rotation(
         handheld: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt = write_checkpoint(tmp_path / "v2.ckpt", model_version="v2", dataset_name="synthetic",
-                            img_height=48, img_width=64)
-
     def no_rotation(self, tgt, refs, K):
         zero = tgt.new_zeros(tgt.shape[0], 3)
         return refs, [zero] * len(refs), [zero] * len(refs)
 
     monkeypatch.setattr(SCDepthV2, "rectify", no_rotation)
     monkeypatch.setattr(SCDepthV2, "relative_pose", no_pose_rotation)
-    out = tmp_path / "r.json"
-    assert run_tool("eval_rectification", ["--ckpt_path", str(ckpt), "--dataset_dir",
-                                           str(handheld), "--device", "cpu",
-                                           "--output_json", str(out)]) == 0
-    r = json.loads(out.read_text())
+    r = evaluate("v2", handheld, tmp_path)
     assert r["num_pairs"] == 6  # targets 1..3, each with its two neighbours
     assert r["rot_before"] == 0 and r["angle_raw_deg"] > 1  # hand-held: degrees a frame
     assert r["angle_rectified_deg"] == pytest.approx(r["angle_raw_deg"])
@@ -93,14 +97,8 @@ def test_an_arn_that_predicts_no_rotation_leaves_the_raw_rotation(
 def test_a_v1_checkpoint_gets_the_pose_figures_only(
         handheld: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    ckpt = write_checkpoint(tmp_path / "v1.ckpt", model_version="v1", dataset_name="synthetic",
-                            img_height=48, img_width=64)
     monkeypatch.setattr(SCDepthV1, "relative_pose", no_pose_rotation)
-    out = tmp_path / "r.json"
-    assert run_tool("eval_rectification", ["--ckpt_path", str(ckpt), "--dataset_dir",
-                                           str(handheld), "--device", "cpu",
-                                           "--output_json", str(out)]) == 0
-    r = json.loads(out.read_text())
+    r = evaluate("v1", handheld, tmp_path)
     assert "rot_before" not in r and "per_axis" not in r
     assert r["pose"]["angle_residual_deg"] == pytest.approx(r["angle_raw_deg"])
     printed = capsys.readouterr().out
