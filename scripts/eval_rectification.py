@@ -89,14 +89,20 @@ def axis_agreement(pred: np.ndarray, gt: np.ndarray) -> dict[str, dict[str, floa
     return out
 
 
-def rotation_figures(R: np.ndarray, R_gt: np.ndarray) -> dict:
-    """Residual angle of predicted rotations ``R`` ``[N,3,3]`` against ``R_gt`` (mean and
-    median, degrees) and the per-axis agreement of their Euler angles."""
-    residual = rotation_angle_deg(np.swapaxes(R, -1, -2) @ R_gt)
-    euler = mat2euler(torch.from_numpy(R)).numpy()
+def rotation_figures(R: np.ndarray, R_gt: np.ndarray, euler: np.ndarray | None = None
+                     ) -> dict:
+    """Predicted rotations ``R`` ``[N,3,3]`` against ``R_gt``: the residual ``Rᵀ · R_gt``'s
+    angle (mean and median, degrees) and mean |Euler angle| (radians), and the per-axis
+    agreement of the predicted Euler angles (``euler`` ``[N,3]`` when the network gives
+    them, else those of ``R``) with the GT ones."""
+    residual = np.swapaxes(R, -1, -2) @ R_gt
+    angles = rotation_angle_deg(residual)
+    if euler is None:
+        euler = mat2euler(torch.from_numpy(R)).numpy()
     gt_euler = mat2euler(torch.from_numpy(R_gt)).numpy()
-    return {"angle_residual_deg": float(residual.mean()),
-            "angle_residual_median_deg": float(np.median(residual)),
+    return {"angle_residual_deg": float(angles.mean()),
+            "angle_residual_median_deg": float(np.median(angles)),
+            "euler_residual": float(mat2euler(torch.from_numpy(residual)).abs().mean()),
             "per_axis": axis_agreement(euler, gt_euler)}
 
 
@@ -144,17 +150,15 @@ def evaluate(model: SCDepthV1, scenes: list[Path], height: int, width: int,
     if has_arn:
         rot1 = np.concatenate(rot1_all).astype(np.float64)
         rot2 = np.concatenate(rot2_all).astype(np.float64)
-        R1 = euler2mat(torch.from_numpy(rot1)).numpy()
-        arn = rotation_figures(R1, R_gt)
-        residual = np.swapaxes(R1, -1, -2) @ R_gt
+        # per axis: rot1 itself (not its matrix's angles), what the network outputs
+        arn = rotation_figures(euler2mat(torch.from_numpy(rot1)).numpy(), R_gt, rot1)
         results.update({
             "rot_before": float(np.abs(rot1).mean()),
             "rot_after": float(np.abs(rot2).mean()),
-            "gt_rot_rectified": float(mat2euler(torch.from_numpy(residual)).abs().mean()),
+            "gt_rot_rectified": arn["euler_residual"],
             "angle_rectified_deg": arn["angle_residual_deg"],
             "angle_rectified_median_deg": arn["angle_residual_median_deg"],
-            # rot1 itself (not its matrix's angles): what the network outputs
-            "per_axis": axis_agreement(rot1, gt_euler),
+            "per_axis": arn["per_axis"],
         })
     return results
 
