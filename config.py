@@ -132,6 +132,13 @@ def finalize(opts: argparse.Namespace) -> argparse.Namespace:
     if getattr(opts, "arn_pose_weight", 0) > 0 and getattr(opts, "arn_owns_rotation", False):
         raise UsageError("--arn_pose_weight teaches ARN the rotation PoseNet finds, which "
                          "--arn_owns_rotation discards: use one of them")
+    if getattr(opts, "arn_frozen", False):
+        if getattr(opts, "arn_pose_weight", 0) > 0:
+            raise UsageError("--arn_pose_weight trains ARN, which --arn_frozen keeps fixed: "
+                             "use one of them")
+        if getattr(opts, "arn_warmup_steps", 0) == 0 and not getattr(opts, "ckpt_path", None):
+            raise UsageError("--arn_frozen keeps ARN as the warm-up or --ckpt_path left it: "
+                             "give --arn_warmup_steps N or --ckpt_path")
     if hasattr(opts, "dataset_name"):
         height, width = dataset_spec(opts.dataset_name).train_size
         if getattr(opts, "img_height", None) is None:

@@ -140,6 +140,11 @@ class LossOptions:
         "real pair regress the rotation of the whole predicted pose (rot1 composed with "
         "PoseNet's rotation on the rectified pair, both detached): the rotation PoseNet finds "
         "left becomes ARN's to predict instead of PoseNet's to absorb", at_least=0.0)
+    arn_frozen: bool = option(
+        False, "V2 (ours; off, as in the paper): ARN trains no more once --arn_warmup_steps "
+        "are done (from the first step with 0 warm-up steps, for an ARN loaded with "
+        "--ckpt_path): its rectification stays what it learnt on known rotations while "
+        "DepthNet and PoseNet learn on the rectified pairs")
     normal_matching_weight: float = option(0.1, "V3: normal-matching loss weight",
                                            at_least=0.0)
     mask_rank_weight: float = option(0.1, "V3: dynamic-region mask ranking loss weight",

@@ -19,7 +19,7 @@ alone on known rotations first), ``--arn_label_range`` (the span of those rotati
 ``--arn_earned_labels`` (ARN's own labels only once it is accurate on known ones) and
 ``--arn_owns_rotation`` (the photometric warp takes ARN's rotation and PoseNet's
 translation), ``--arn_pose_weight`` (ARN regresses the rotation of the whole predicted
-pose on the real pairs).
+pose on the real pairs) and ``--arn_frozen`` (ARN trains no more after the warm-up).
 """
 
 from __future__ import annotations
@@ -110,6 +110,10 @@ class SCDepthV2(SCDepthV1):
             return True
         return self.arn_known_error is not None and self.arn_known_error < threshold
 
+    def arn_frozen(self) -> bool:
+        """Is ARN fixed now? Only with ``--arn_frozen``, once the warm-up is over."""
+        return self.opts.arn_frozen and self.global_step >= self.opts.arn_warmup_steps
+
     def rectify(self, tgt: Tensor, refs: list[Tensor], K: Tensor
                 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Remove the rotation between the target and each reference.
@@ -134,8 +138,42 @@ class SCDepthV2(SCDepthV1):
         Photo-mode validation calls this too, so it rectifies exactly as training does.
         """
         tgt, refs, K = batch["tgt"], list(batch["refs"]), batch["K"]
-        rectified, rot1s, rot2s = self.rectify(tgt, refs, K)
+        if self.arn_frozen():
+            with torch.no_grad():
+                rectified, rot1s, rot2s = self.rectify(tgt, refs, K)
+            arn_terms, used = {}, [False] * len(refs)
+        else:
+            rectified, rot1s, rot2s = self.rectify(tgt, refs, K)
+            arn_terms, used = self.arn_terms(tgt, refs, rectified, rot1s, rot2s, K)
 
+        if self.opts.arn_owns_rotation:
+            terms, base = self.owned_rotation_terms(tgt, refs, rectified, rot1s, K)
+        else:
+            # V1 on the rectified pairs: depth and pose of r', not of r.
+            terms, base = super().loss_terms({**batch, "refs": rectified})
+            if self.opts.arn_pose_weight > 0:
+                terms["rot_pose_loss"] = self.pose_rotation_loss(rot1s, base.poses)
+        terms.update(arn_terms)
+        context = RectifiedStepContext.extending(base, raw_refs=refs, rectified=rectified,
+                                                 rot1=rot1s, rot2=rot2s,
+                                                 rot_from_prediction=used)
+        # rot_before = mean|rot1|, rot_after = mean|rot2| (radians): ARN works when the
+        # second is clearly below the first; and how often ARN's own rotation was the label
+        device = rot1s[0].device
+        context.logs.update({
+            "rot_before": torch.stack([r.detach().abs().mean() for r in rot1s]).mean(),
+            "rot_after": torch.stack([r.detach().abs().mean() for r in rot2s]).mean(),
+            "rot_label_from_prediction": torch.tensor(float(np.mean(used)), device=device),
+        })
+        if self.arn_known_error is not None:  # what --arn_earned_labels compares
+            context.logs["arn_known_error"] = torch.tensor(self.arn_known_error, device=device)
+        return terms, context
+
+    def arn_terms(self, tgt: Tensor, refs: list[Tensor], rectified: list[Tensor],
+                  rot1s: list[Tensor], rot2s: list[Tensor], K: Tensor
+                  ) -> tuple[dict[str, Tensor], list[bool]]:
+        """ARN's two losses (averaged over the references) and, per reference, whether
+        ARN's own rotation was the consistency label. Shapes as in :meth:`rectify`."""
         # ARN's self-supervision, decided for each reference.
         trust = ROT_TRUST_RANGE if self.labels_earned() else None
         with self.full_precision():
@@ -154,30 +192,7 @@ class SCDepthV2(SCDepthV1):
         known = [e for e, u in zip(errors, used) if not u]
         if self.training and known and self.opts.arn_earned_labels is not None:
             self._track_known_error(torch.stack(known).mean())
-
-        if self.opts.arn_owns_rotation:
-            terms, base = self.owned_rotation_terms(tgt, refs, rectified, rot1s, K)
-        else:
-            # V1 on the rectified pairs: depth and pose of r', not of r.
-            terms, base = super().loss_terms({**batch, "refs": rectified})
-            if self.opts.arn_pose_weight > 0:
-                terms["rot_pose_loss"] = self.pose_rotation_loss(rot1s, base.poses)
-        terms["rot_consistency_loss"] = consistency
-        terms["rot_triplet_loss"] = triplet
-        context = RectifiedStepContext.extending(base, raw_refs=refs, rectified=rectified,
-                                                 rot1=rot1s, rot2=rot2s,
-                                                 rot_from_prediction=used)
-        # rot_before = mean|rot1|, rot_after = mean|rot2| (radians): ARN works when the
-        # second is clearly below the first; and how often ARN's own rotation was the label
-        device = rot1s[0].device
-        context.logs.update({
-            "rot_before": torch.stack([r.detach().abs().mean() for r in rot1s]).mean(),
-            "rot_after": torch.stack([r.detach().abs().mean() for r in rot2s]).mean(),
-            "rot_label_from_prediction": torch.tensor(float(np.mean(used)), device=device),
-        })
-        if self.arn_known_error is not None:  # what --arn_earned_labels compares
-            context.logs["arn_known_error"] = torch.tensor(self.arn_known_error, device=device)
-        return terms, context
+        return {"rot_consistency_loss": consistency, "rot_triplet_loss": triplet}, used
 
     def pose_rotation_loss(self, rot1s: list[Tensor], poses: list[Tensor]) -> Tensor:
         """``--arn_pose_weight``: mean ``|rot1 − mat2euler(R1 · R_p)|`` over the references,
@@ -235,6 +250,10 @@ class SCDepthV2(SCDepthV1):
         """V1's step, or during ``--arn_warmup_steps`` ARN alone on known rotations."""
         if self.global_step < self.opts.arn_warmup_steps:
             return self.warmup_step(batch)
+        if self.arn_frozen():
+            # BatchNorm too keeps the statistics ARN was trained with (Lightning puts the
+            # whole model back in training mode after each validation).
+            self.rectify_net.eval()
         return super().training_step(batch, batch_idx)
 
     def warmup_step(self, batch: Mapping[str, Any]) -> Tensor:

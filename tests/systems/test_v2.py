@@ -170,7 +170,7 @@ def test_arn_options_default_to_the_paper() -> None:
     assert defaults.arn_label_range == ROT_MAX_RANDOM
     assert defaults.arn_warmup_steps == 0 and defaults.arn_border_crop == 0.0
     assert defaults.arn_earned_labels is None and not defaults.arn_owns_rotation
-    assert defaults.arn_pose_weight == 0.0
+    assert defaults.arn_pose_weight == 0.0 and not defaults.arn_frozen
     assert "rot_pose_loss" not in v2_model().loss_terms(make_batch())[0]
 
 
@@ -313,6 +313,51 @@ def test_pose_weight_and_owned_rotation_exclude_each_other() -> None:
     with pytest.raises(UsageError, match=r"--arn_pose_weight .* --arn_owns_rotation"):
         parse_options(["--model_version", "v2", "--arn_pose_weight", "1",
                        "--arn_owns_rotation"])
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")  # no Trainer here
+def test_frozen_arn_stops_training_after_the_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = v2_model(arn_frozen=True, arn_warmup_steps=3).train()
+    assert not model.arn_frozen()  # step 0: the warm-up trains ARN
+    monkeypatch.setattr(SCDepthV2, "global_step", property(lambda self: 3))
+    assert model.arn_frozen()
+    stats = {k: v.clone() for k, v in model.rectify_net.state_dict().items()}
+    batch = make_batch(9)
+    loss = model.training_step(batch, 0)
+    loss.backward()
+    assert all(p.grad is None for p in model.rectify_net.parameters())
+    for net in (model.depth_net, model.pose_net):
+        assert net.get_parameter("encoder.encoder.conv1.weight").grad.abs().sum() > 0
+    # BatchNorm statistics stay those of the warm-up, and no ARN loss is computed
+    assert not model.rectify_net.training
+    assert all(torch.equal(v, model.rectify_net.state_dict()[k]) for k, v in stats.items())
+    terms, context = model.loss_terms(batch)
+    assert set(terms) == {"photo_loss", "geometry_loss", "smooth_loss"}
+    assert context.rot_from_prediction == [False, False]
+    # the loss is V1's on the references rectified by the fixed ARN
+    with torch.no_grad():
+        rectified, _, _ = model.rectify(batch["tgt"], batch["refs"], batch["K"])
+        v1_terms, _ = SCDepthV1.loss_terms(model, {**batch, "refs": rectified})
+    assert torch.allclose(model.total_loss(terms), model.total_loss(v1_terms))
+    # without the option ARN keeps training after the warm-up, as in the paper
+    paper = v2_model(arn_warmup_steps=3).train()
+    assert not paper.arn_frozen()
+    assert "rot_consistency_loss" in paper.loss_terms(batch)[0]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--arn_warmup_steps", "5", "--arn_pose_weight", "1"],
+     r"--arn_pose_weight trains ARN, which --arn_frozen keeps fixed"),
+    ([], r"--arn_frozen keeps ARN as the warm-up or --ckpt_path left it"),
+])
+def test_frozen_arn_refuses_what_contradicts_it(extra: list[str], message: str) -> None:
+    from config import parse_options
+    from utils.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        parse_options(["--model_version", "v2", "--arn_frozen", *extra])
+    for ok in (["--arn_warmup_steps", "5"], ["--ckpt_path", "warm.ckpt"]):
+        assert parse_options(["--model_version", "v2", "--arn_frozen", *ok]).arn_frozen
 
 
 # ---------------------------------------------------------------------- end to end
