@@ -18,8 +18,9 @@ writes) it reports
   well below 1, correlation high) apart; these can. A perfect ARN has both at 1;
 - the same residual angle and per-axis figures for the rotation of the relative pose the
   model predicts (``model.relative_pose``, what ``eval_pose.py`` chains): PoseNet's for V1
-  and V3, so a V1 run is the yardstick for what ARN should reach at the same budget (V1 and
-  V3 checkpoints get this part only).
+  and V3, ARN's composed with PoseNet's on the rectified pair for V2, so a V1 run is the
+  yardstick for what ARN should reach at the same budget (V1 and V3 checkpoints get this
+  part only).
 
 Why that composition: with camera-to-world poses ``P_t``, ``P_r``, the rotation of
 ``ref_T_tgt`` (target camera frame → reference camera frame) is ``R_gt = R_rᵀ · R_t``.

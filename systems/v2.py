@@ -234,17 +234,20 @@ class SCDepthV2(SCDepthV1):
 
     @torch.no_grad()
     def relative_pose(self, tgt: Tensor, ref: Tensor, K: Tensor | None = None) -> Tensor:
-        """``ref_T_tgt`` ``[B,3,4]`` (float64): PoseNet's, or with ``--arn_owns_rotation``
-        ARN's rotation and PoseNet's translation on the rectified pair, as training warps
-        (which needs the intrinsics K ``[B,3,3]`` at the input size)."""
-        if not self.opts.arn_owns_rotation:
-            return super().relative_pose(tgt, ref)
+        """``ref_T_tgt`` ``[B,3,4]`` (float64): the camera motion V2 predicts, ARN's rotation
+        composed with PoseNet's pose on the rectified pair (PoseNet never sees a raw pair in
+        training). With ``X_r = R1 · X_r'`` (``R1 = euler2mat(rot1)``) and PoseNet's
+        ``r'_T_tgt = [R_p | t_p]``: ``ref_T_tgt = [R1 · R_p | R1 · t_p]``; with
+        ``--arn_owns_rotation`` the warps take no ``R_p``, so neither does this. The rotation
+        warp needs the intrinsics K ``[B,3,3]`` at the input size."""
         if K is None:
-            raise ValueError("a V2 model trained with --arn_owns_rotation needs K for poses")
+            raise ValueError("V2 poses need K: ARN's rotation warps the reference")
         (rectified,), (rot1,), _ = self.rectify(tgt, [ref], K)
         pose_c = super().relative_pose(tgt, rectified)
         R1 = euler2mat(rot1.double())
-        return torch.cat([R1, R1 @ pose_c[..., 3:]], dim=-1)
+        R_p = torch.eye(3, dtype=R1.dtype, device=R1.device) if self.opts.arn_owns_rotation \
+            else pose_c[..., :3]
+        return torch.cat([R1 @ R_p, R1 @ pose_c[..., 3:]], dim=-1)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         """V1's step, or during ``--arn_warmup_steps`` ARN alone on known rotations."""

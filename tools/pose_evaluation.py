@@ -95,8 +95,8 @@ def predict_sequence(predictor: Predictor, frames: list[Path], batch_size: int,
     """Run the pose networks on consecutive pairs (``model.relative_pose``) and DepthNet on
     the frames that have GT.
 
-    K: the frames' ``[3,3]`` intrinsics (only a V2 model whose ARN gives the rotation needs
-    them). Streams the frames (only a batch of images is in memory). Returns the relative
+    K: the frames' ``[3,3]`` intrinsics (only V2 models need them: ARN's rotation warps
+    the reference). Streams the frames (only a batch of images is in memory). Returns the relative
     motions ``[N-1,4,4]`` ``T_{t→t+1}`` and the depth results of ``DepthEvaluator`` (None
     without GT).
     """
@@ -188,8 +188,9 @@ def evaluate_scene(predictor: Predictor, scene: Path, dataset_name: str, batch_s
     if len(frames) < 2:
         raise DatasetError(f"{scene}: need at least 2 frames to evaluate poses")
     gt_files = companion_files(scene / "depth", gt_depth_suffixes(dataset_name))
-    # a V2 model whose ARN gives the rotation warps with K (systems.v2.relative_pose)
-    K = read_intrinsics(scene / "cam.txt") if predictor.model.opts.arn_owns_rotation else None
+    # V2's ARN rotates the reference with K before PoseNet sees it (systems.v2.relative_pose)
+    K = read_intrinsics(scene / "cam.txt") if predictor.model.opts.model_version == "v2" \
+        else None
     motions, depth = predict_sequence(predictor, frames, batch_size, dataset_name, gt_files, K)
     pred = chain_relative_poses(motions)
     result: dict[str, Any] = {

@@ -275,8 +275,25 @@ def test_owned_rotation_warps_with_arn_rotation_and_posenet_translation() -> Non
         R1 = euler2mat(rot1.double())
     assert pose.dtype == torch.float64
     assert torch.allclose(pose, torch.cat([R1, R1 @ t], -1), atol=1e-6)
-    with pytest.raises(ValueError, match="needs K"):
+    with pytest.raises(ValueError, match="need K"):
         model.relative_pose(batch["tgt"], batch["refs"][0])
+
+
+def test_paper_v2_pose_composes_arn_rotation_with_posenet_on_the_rectified_pair() -> None:
+    model = v2_model().eval()
+    batch = make_batch(4)
+    tgt, ref, K = batch["tgt"], batch["refs"][1], batch["K"]
+    pose = model.relative_pose(tgt, ref, K)
+    with torch.no_grad():
+        (rect,), (rot1,), _ = model.rectify(tgt, [ref], K)
+        T_p = pose_vec2mat(model.pose_net(tgt, rect).double())
+        R1 = euler2mat(rot1.double())
+        raw = pose_vec2mat(model.pose_net(tgt, ref).double())
+    assert torch.allclose(pose, torch.cat([R1 @ T_p[..., :3], R1 @ T_p[..., 3:]], -1),
+                          atol=1e-6)
+    assert not torch.allclose(pose, raw, atol=1e-3)  # not PoseNet on the raw pair
+    with pytest.raises(ValueError, match="need K"):
+        model.relative_pose(tgt, ref)
 
 
 def test_pose_rotation_loss_pulls_arn_toward_the_whole_pose_rotation() -> None:
