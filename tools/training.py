@@ -173,7 +173,7 @@ class NoLostWork(Callback):
                 or trainer.world_size > 1 or trainer.global_step <= self.checkpointed_step):
             return
         try:
-            trainer.save_checkpoint(self.last_path)
+            trainer.save_checkpoint(self.last_path, weights_only=False)
         except Exception as err:  # the original error matters more; say why this failed
             print(f"could not save {self.last_path} after the error: {err}", file=sys.stderr)
             return
@@ -211,11 +211,13 @@ class NoLostWork(Callback):
         if hasattr(loader, "batches_done"):
             loader.batches_done = batch_idx + 1
         step = trainer.global_step
+        # weights_only=False: last.ckpt is the full checkpoint --resume needs (asked for
+        # explicitly, Lightning would otherwise note the default in every run's log)
         if self.signal is not None and self.saved_step is None:
-            trainer.save_checkpoint(self.last_path)
+            trainer.save_checkpoint(self.last_path, weights_only=False)
             self.saved_step = step
         elif self.every_n_steps > 0 and step % self.every_n_steps == 0:
-            trainer.save_checkpoint(self.last_path)
+            trainer.save_checkpoint(self.last_path, weights_only=False)
         last_of_epoch = batch_idx + 1 >= trainer.num_training_batches
         if 0 < trainer.max_steps <= step and not last_of_epoch:
             trainer.should_stop = True  # Lightning validates before it stops

@@ -155,6 +155,7 @@ def test_sigterm_writes_last_ckpt_and_resume_continues_at_that_step(
     output = log.read_text()
     assert code == 143, output
     assert "SIGTERM: stopping after this step" in output and "Traceback" not in output
+    assert "weights_only" not in output  # Lightning's note when a full save is not asked for
     left = load_checkpoint(run / "last.ckpt")
     step = left["global_step"]
     assert left["epoch"] == 0 and 2 <= step < EPOCH, "SIGTERM came after epoch 0"
