@@ -443,13 +443,14 @@ def test_v2_options_train_resume_and_evaluate_poses(handheld: Path, tmp_path: Pa
     data, logs = handheld, tmp_path / "logs"
     args = v2_train_args(data, logs, "v2opt", "--epoch_size", "3", "--arn_warmup_steps", "2",
                          "--arn_label_range", "0.1", "--arn_border_crop", "0.1",
-                         "--arn_earned_labels", "0.02", "--arn_owns_rotation")
+                         "--arn_earned_labels", "0.02", "--arn_owns_rotation", "--arn_frozen")
     assert train.main(args) in (0, None)
     ckpt = logs / "v2opt" / "version_0" / "last.ckpt"
     saved = load_checkpoint(str(ckpt))
     assert saved["hyper_parameters"]["arn_owns_rotation"] is True
+    assert saved["hyper_parameters"]["arn_frozen"] is True
     assert saved["hyper_parameters"]["arn_warmup_steps"] == 2
-    assert np.isfinite(saved["arn_known_error"])  # three steps of known rotations
+    assert np.isfinite(saved["arn_known_error"])  # two warm-up steps of known rotations
     tags = _scalar_tags(logs / "v2opt" / "version_0")
     assert {"train/rot_consistency_loss", "train/photo_loss"} <= tags
     # --resume takes such a checkpoint (options and running error with it)
