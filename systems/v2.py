@@ -245,9 +245,8 @@ class SCDepthV2(SCDepthV1):
         (rectified,), (rot1,), _ = self.rectify(tgt, [ref], K)
         pose_c = super().relative_pose(tgt, rectified)
         R1 = euler2mat(rot1.double())
-        R_p = torch.eye(3, dtype=R1.dtype, device=R1.device) if self.opts.arn_owns_rotation \
-            else pose_c[..., :3]
-        return torch.cat([R1 @ R_p, R1 @ pose_c[..., 3:]], dim=-1)
+        R = R1 if self.opts.arn_owns_rotation else R1 @ pose_c[..., :3]
+        return torch.cat([R, R1 @ pose_c[..., 3:]], dim=-1)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         """V1's step, or during ``--arn_warmup_steps`` ARN alone on known rotations."""
