@@ -115,8 +115,11 @@ def test_help_stands_on_its_own(name: str, capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as exit_:
         cli(name).main(["--help"])
     assert exit_.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())
+    out = capsys.readouterr().out
+    text = " ".join(out.split())
     assert "usage:" in text
+    description = out.split("\n\n")[1]  # the block between the usage and the options
+    assert description.rstrip().endswith((".", "?", ")")), description  # a sentence, not cut
     for noise in ("(default: None)", "(default: [])", "SPEC", "issue "):
         assert noise not in text
     assert not re.search(r"\(default[^()]*\)\s*\(default", text)  # a default said twice
