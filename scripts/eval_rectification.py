@@ -1,7 +1,6 @@
 """How much rotation a trained model removes between frames, and how well its pose tracks it.
 
-Does a trained SC-Depth V2 remove the rotation between frames, and does the rotation of the
-pose track the ground truth? (docs/method.md, V2)
+The model that removes it is SC-Depth V2's auto-rectify network, ARN (docs/method.md, V2).
 
     python scripts/eval_rectification.py --ckpt_path RUN/last.ckpt --dataset_dir DATA
 
