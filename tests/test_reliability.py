@@ -216,6 +216,31 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
                if t.is_floating_point())
 
 
+# ------------------------------------------------- last.ckpt when validation stops improving
+@pytest.mark.slow  # training runs
+@pytest.mark.parametrize("every", [4, 2])
+def test_last_ckpt_holds_the_end_when_validation_stops_improving(
+        every: int, tiny_dataset: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the first validation ranks among the best, as in a long run whose val_loss has
+    # stopped improving: Lightning then writes last.ckpt neither at the later validations
+    # nor at the end. --ckpt_every_n_steps 4 last saves at step 4 of 6, 2 in the middle of
+    # the last step: last.ckpt must still be the end of the run, and --resume with one
+    # epoch more must train that epoch.
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    monkeypatch.setattr(ModelCheckpoint, "check_monitor_top_k",
+                        lambda self, trainer, current=None: trainer.current_epoch == 0)
+    first = run_args(tiny_dataset, tmp_path, "run", "--ckpt_every_n_steps", str(every))
+    assert train.main(first) == 0
+    last = tmp_path / "run" / "version_0" / "last.ckpt"
+    assert [p.name[:8] for p in last.parent.glob("epoch=*.ckpt")] == ["epoch=0-"]  # the best
+    ended = load_checkpoint(last)
+    assert ended["global_step"] == EPOCHS * STEPS
+    assert train.main([*first, "--num_epochs", str(EPOCHS + 1), "--resume"]) == 0
+    assert load_checkpoint(last)["global_step"] == (EPOCHS + 1) * STEPS
+
+
 # --------------------------------------------------------------------------- --seed
 @pytest.mark.slow  # training runs, kill -9
 def test_seed_repeats_the_loss_curve(uninterrupted: Path, tiny_dataset: Path,

@@ -233,6 +233,26 @@ class BestWeightsLastFull(ModelCheckpoint):
                                   != self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
         super()._save_checkpoint(trainer, filepath)
 
+    # Lightning writes last.ckpt where it writes the best-k checkpoints (at the end of the
+    # training epoch, after its validation, or at the end of a validation within an epoch),
+    # but only when one of them was written there: once the validation loss stops
+    # improving, last.ckpt would keep an older step (the last --ckpt_every_n_steps save,
+    # taken in the middle of a step) and the end of a run would be lost to test.py and
+    # --resume. So each of the two hooks also writes last.ckpt when it did not.
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def _save_last_if_behind(self, trainer: pl.Trainer) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):  # this step is not saved yet
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
 
 def train(opts: argparse.Namespace) -> int:
     """Train with the parsed options of train.py (the dataset already checked); returns the
