@@ -13,12 +13,22 @@ from torch import nn
 from models.resnet_encoder import ResnetEncoder
 from options import MIN_INPUT_SIZE
 
-__all__ = ["ELU", "Conv3x3", "ConvBlock", "DepthDecoder", "DepthNet", "elu", "fold_batch_norm"]
+__all__ = ["ELU", "Conv3x3", "ConvBlock", "DepthDecoder", "DepthNet", "elu", "fold_batch_norm",
+           "saturated"]
 
 # Disparity range of the output head: disp in (MIN_DISP, MIN_DISP + DISP_SCALE), so depth
 # lies in (1/10.01, 100).
 DISP_SCALE = 10.0
 MIN_DISP = 0.01
+
+
+def saturated(depth: torch.Tensor, tol: float = 1e-4) -> torch.Tensor:
+    """Where DepthNet's ``depth`` (any shape) sits at an end of its range: the head's sigmoid
+    within ``tol`` of 1 (depth within 0.1 % of the 0.1 m floor) or of 0 (beyond about 91 m for
+    the default tol). There the sigmoid's gradient ``s(1 − s)`` is below ``tol``, so training
+    hardly moves those pixels back. Returns a bool tensor of the same shape."""
+    s = (1.0 / depth.float() - MIN_DISP) / DISP_SCALE
+    return (s < tol) | (s > 1.0 - tol)
 
 
 def elu(x: torch.Tensor) -> torch.Tensor:

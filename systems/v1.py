@@ -30,7 +30,7 @@ from geometry import pose_vec2mat
 from losses.metrics import DepthEvaluator, metrics_for_logging
 from losses.photometric import PhotoGeometryLoss, PhotoGeometryOutput
 from losses.smoothness import edge_aware_smoothness
-from models.depth_net import DepthNet
+from models.depth_net import DepthNet, saturated
 from models.pose_net import PoseNet
 from options import TrainingOptions, training_options
 from utils.runtime import precision_dtype
@@ -40,6 +40,8 @@ __all__ = ["NonFiniteLossError", "SCDepthV1", "StepContext"]
 
 # Validation pictures logged to TensorBoard, spread over the validation set.
 VAL_PICTURES = 4
+# above this share of saturated validation depths the run is warned about (_check_saturation)
+SATURATED_WARNING = 0.99
 
 
 class NonFiniteLossError(RuntimeError):
@@ -307,6 +309,9 @@ class SCDepthV1(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._evaluator = DepthEvaluator(dataset_spec(self.opts.dataset_name))
         self._val_losses = []
+        # pixels of the predicted depths at an end of DepthNet's range (kept on the device)
+        self._val_saturated = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._val_pixels = 0
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         if self.opts.val_mode == "depth":
@@ -316,6 +321,8 @@ class SCDepthV1(pl.LightningModule):
             terms, context = self.loss_terms(batch)
             depth = context.tgt_depth
             self._val_losses.append(float(terms["photo_loss"]))
+        self._val_saturated = self._val_saturated + saturated(depth.detach()).sum()
+        self._val_pixels += depth.numel()
         picture = self._val_pictures().get(batch_idx)
         if picture is None:
             return
@@ -333,6 +340,7 @@ class SCDepthV1(pl.LightningModule):
         return {round(k * n / VAL_PICTURES): k for k in range(min(VAL_PICTURES, n))}
 
     def on_validation_epoch_end(self) -> None:
+        self._check_saturation()
         if self.opts.val_mode == "depth":
             results = self._evaluator.compute()
             if results["num_images"] == 0:
@@ -352,6 +360,23 @@ class SCDepthV1(pl.LightningModule):
         self.log_dict(logs, sync_dist=True)
         # The checkpoint monitor: AbsRel in depth mode, the photometric loss in photo mode.
         self.log("val_loss", val_loss, prog_bar=True, sync_dist=True)
+
+    def _check_saturation(self) -> None:
+        """A DepthNet whose output sits at the 0.1 m floor or the 100 m ceiling almost
+        everywhere has a saturated head: its gradient has vanished and more training does
+        not bring it back (docs/accuracy.md, V2), so the run is said to be lost while it
+        still can be stopped. The fraction is logged as ``val/saturated_fraction``."""
+        if not self._val_pixels:
+            return
+        fraction = float(self._val_saturated) / self._val_pixels
+        self.log("val/saturated_fraction", fraction, sync_dist=True)
+        checking = self._trainer is not None and self._trainer.sanity_checking
+        if fraction > SATURATED_WARNING and not checking:
+            rank_zero_warn(f"validation at step {self.global_step}: {fraction:.1%} of the "
+                           "predicted depths sit at the 0.1 m floor or the 100 m ceiling of "
+                           "DepthNet's output, where its gradient vanishes; training will "
+                           "hardly move them back (an earlier checkpoint is the place to "
+                           "restart from)")
 
     # ------------------------------------------------------------------- logging
     def _tensorboard(self):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.depth_net import DepthNet
+from models.depth_net import DepthNet, saturated
 from models.pose_net import PoseNet
 from models.rectify_net import RectifyNet
 from models.resnet_encoder import ResnetEncoder
@@ -155,6 +155,25 @@ def test_depth_head_hand_computed() -> None:
         far = net(torch.randn(1, 3, 64, 64))
     torch.testing.assert_close(near, torch.full_like(near, 1 / 10.01))
     torch.testing.assert_close(far, torch.full_like(far, 100.0))
+
+
+def test_saturated_hand_computed() -> None:
+    # sigmoid s = (1/depth − 0.01) / 10: the floor 1/10.01 and the ceiling 100 are s = 1 and
+    # s = 0; 1 m is s = 0.099; s = 1 − 2e-4 and s = 2e-4 are inside tol 1e-4, s = 1 − 5e-5
+    # and s = 5e-5 beyond it.
+    def depth(s: float) -> float:
+        return 1.0 / (0.01 + 10.0 * s)
+
+    values = torch.tensor([depth(1.0), depth(0.0), 1.0, depth(1 - 2e-4), depth(2e-4),
+                           depth(1 - 5e-5), depth(5e-5)], dtype=torch.float64)
+    assert saturated(values).tolist() == [True, True, False, False, False, True, True]
+    assert saturated(values, tol=1e-3)[3:].all()
+    # the heads of the test above: both ends of a saturated network, none of a fresh one
+    net = DepthNet(18).eval()
+    with torch.no_grad():
+        assert not saturated(net(torch.randn(1, 3, 64, 64))).any()
+        net.decoder.dispconvs[0].conv.bias.fill_(50.0)
+        assert saturated(net(torch.randn(1, 3, 64, 64))).all()
 
 
 def test_depth_gradients_reach_used_parameters_only() -> None:
