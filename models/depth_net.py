@@ -24,7 +24,7 @@ MIN_DISP = 0.01
 
 def saturated(depth: torch.Tensor, tol: float = 1e-4) -> torch.Tensor:
     """Where DepthNet's ``depth`` (any shape) sits at an end of its range: the head's sigmoid
-    within ``tol`` of 1 (depth within 0.1 % of the 0.1 m floor) or of 0 (beyond about 91 m for
+    within ``tol`` of 1 (depth within 0.01 % of the 0.1 m floor) or of 0 (beyond about 91 m for
     the default tol). There the sigmoid's gradient ``s(1 − s)`` is below ``tol``, so training
     hardly moves those pixels back. Returns a bool tensor of the same shape."""
     s = (1.0 / depth.float() - MIN_DISP) / DISP_SCALE
