@@ -145,6 +145,10 @@ class LossOptions:
         "are done (from the first step with 0 warm-up steps, for an ARN loaded with "
         "--ckpt_path): its rectification stays what it learnt on known rotations while "
         "DepthNet and PoseNet learn on the rectified pairs")
+    arn_refine: bool = option(
+        False, "V2 (ours; off, as in the paper): refine ARN's rotation of each pair by direct "
+        "photometric alignment (Gauss-Newton on the rotation warp, coarse to fine) before the "
+        "reference is rectified; ARN's gradient passes through unchanged")
     normal_matching_weight: float = option(0.1, "V3: normal-matching loss weight",
                                            at_least=0.0)
     mask_rank_weight: float = option(0.1, "V3: dynamic-region mask ranking loss weight",

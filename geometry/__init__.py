@@ -9,6 +9,7 @@ from geometry.camera import (
     rotation_warp,
     transform_points,
 )
+from geometry.direct_alignment import refine_rotation
 from geometry.intrinsics import crop_intrinsics, flip_intrinsics, scale_intrinsics
 from geometry.normals import depth_to_normals
 from geometry.pose import euler2mat, mat2euler, pose_vec2mat
@@ -25,6 +26,7 @@ __all__ = [
     "pixels_to_grid",
     "pose_vec2mat",
     "project",
+    "refine_rotation",
     "rotation_warp",
     "scale_intrinsics",
     "transform_points",

@@ -21,7 +21,10 @@ writes) it reports
   model predicts (``model.relative_pose``, what ``eval_pose.py`` chains): PoseNet's for V1
   and V3, ARN's composed with PoseNet's on the rectified pair for V2, so a V1 run is the
   yardstick for what ARN should reach at the same budget (V1 and V3 checkpoints get this
-  part only).
+  part only);
+- with ``--arn_refine`` (in the checkpoint), ``rot1`` is ARN's rotation refined by direct
+  alignment, what rectifies; the residual angle and per-axis figures of ARN's own output
+  are reported beside it (``arn_unrefined``).
 
 Why that composition: with camera-to-world poses ``P_t``, ``P_r``, the rotation of
 ``ref_T_tgt`` (target camera frame → reference camera frame) is ``R_gt = R_rᵀ · R_t``.
@@ -115,7 +118,8 @@ def evaluate(model: SCDepthV1, scenes: list[Path], height: int, width: int,
     only for a V2 model."""
     transform = Compose([Resize(height, width), ToTensor()])
     has_arn = isinstance(model, SCDepthV2)
-    rot1_all, rot2_all, pose_all, gt_all = [], [], [], []
+    refined = has_arn and model.opts.arn_refine
+    rot1_all, rot2_all, arn_all, pose_all, gt_all = [], [], [], [], []
     for scene in scenes:
         frames = list_images(scene)
         poses = read_poses(scene / "poses.txt")
@@ -137,6 +141,8 @@ def evaluate(model: SCDepthV1, scenes: list[Path], height: int, width: int,
                 _, (rot1,), (rot2,) = model.rectify(tgt, [ref], Ks)
                 rot1_all.append(rot1.cpu().numpy())
                 rot2_all.append(rot2.cpu().numpy())
+                if refined:  # rot1 was refined: ARN's own output too
+                    arn_all.append(model.arn(tgt, ref).cpu().numpy())
             pose_all.append(model.relative_pose(tgt, ref, Ks)[:, :, :3].cpu().numpy())
             # ref_T_tgt rotation from camera-to-world poses: R_r^T · R_t
             gt_all.append(np.stack([poses[j, :3, :3].T @ poses[i, :3, :3] for i, j in chunk]))
@@ -162,6 +168,10 @@ def evaluate(model: SCDepthV1, scenes: list[Path], height: int, width: int,
             "angle_rectified_median_deg": arn["angle_residual_median_deg"],
             "per_axis": arn["per_axis"],
         })
+    if refined:
+        raw = np.concatenate(arn_all).astype(np.float64)
+        results["arn_unrefined"] = rotation_figures(euler2mat(torch.from_numpy(raw)).numpy(),
+                                                    R_gt, raw)
     return results
 
 
@@ -203,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
               f"(median {results['angle_rectified_median_deg']:.2f}°)")
         print("ARN's rot1 against the GT angles, per axis (1 and 1 when right):")
         print_axes(results["per_axis"])
+    if "arn_unrefined" in results:
+        raw = results["arn_unrefined"]
+        print(f"ARN's own rotation, before --arn_refine: {raw['angle_residual_deg']:.2f}° left "
+              f"(median {raw['angle_residual_median_deg']:.2f}°); per axis:")
+        print_axes(raw["per_axis"])
     pose = results["pose"]
     print(f"rotation error of the predicted pose: {pose['angle_residual_deg']:.2f}° "
           f"(median {pose['angle_residual_median_deg']:.2f}°); per axis against the GT "

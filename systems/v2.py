@@ -19,7 +19,8 @@ alone on known rotations first), ``--arn_label_range`` (the span of those rotati
 ``--arn_earned_labels`` (ARN's own labels only once it is accurate on known ones) and
 ``--arn_owns_rotation`` (the photometric warp takes ARN's rotation and PoseNet's
 translation), ``--arn_pose_weight`` (ARN regresses the rotation of the whole predicted
-pose on the real pairs) and ``--arn_frozen`` (ARN trains no more after the warm-up).
+pose on the real pairs), ``--arn_frozen`` (ARN trains no more after the warm-up) and
+``--arn_refine`` (direct photometric alignment refines ARN's rotation before rectifying).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 from torch import Tensor
 
 from datasets.formats import denormalize_image
-from geometry import euler2mat, mat2euler, rotation_warp
+from geometry import euler2mat, mat2euler, refine_rotation, rotation_warp
 from losses.rotation import (
     ROT_TRUST_RANGE,
     random_rotation_pair,
@@ -120,13 +121,18 @@ class SCDepthV2(SCDepthV1):
 
         tgt: ``[B,3,H,W]``; refs: list of ``[B,3,H,W]``; K: ``[B,3,3]``.
         Returns ``(rectified r' per ref, rot1 = ARN(tgt, r) [B,3] per ref,
-        rot2 = ARN(tgt, r') [B,3] per ref)``.
+        rot2 = ARN(tgt, r') [B,3] per ref)``; with ``--arn_refine`` rot1 is ARN's rotation
+        refined by direct alignment (:func:`geometry.direct_alignment.refine_rotation`).
         """
         B, n = tgt.shape[0], len(refs)
         # All references in one ARN call (as V1 batches its depth and pose forwards).
         tgts, raw, Ks = torch.cat([tgt] * n), torch.cat(refs), torch.cat([K] * n)
         rot1 = self.arn(tgts, raw)
         with self.full_precision():
+            if self.opts.arn_refine:
+                # Straight-through: the refined rotation rectifies, ARN's gradient (if it
+                # trains) is that of its own output.
+                rot1 = rot1 + (refine_rotation(tgts, raw, rot1.detach(), Ks) - rot1.detach())
             rectified = rotation_warp(raw, rot1, Ks)
         rot2 = self.arn(tgts, rectified)
         return list(rectified.split(B)), list(rot1.split(B)), list(rot2.split(B))

@@ -65,10 +65,10 @@ def no_pose_rotation(self, tgt, ref, K=None):
     return pose
 
 
-def evaluate(version: str, data: Path, tmp_path: Path) -> dict:
+def evaluate(version: str, data: Path, tmp_path: Path, **options: object) -> dict:
     """eval_rectification.py's JSON for a seed-0 checkpoint of ``version`` at 48×64."""
     ckpt = write_checkpoint(tmp_path / f"{version}.ckpt", model_version=version,
-                            dataset_name="synthetic", img_height=48, img_width=64)
+                            dataset_name="synthetic", img_height=48, img_width=64, **options)
     out = tmp_path / "r.json"
     assert run_tool("eval_rectification", ["--ckpt_path", str(ckpt), "--dataset_dir",
                                            str(data), "--device", "cpu",
@@ -103,3 +103,20 @@ def test_a_v1_checkpoint_gets_the_pose_figures_only(
     assert r["pose"]["angle_residual_deg"] == pytest.approx(r["angle_raw_deg"])
     printed = capsys.readouterr().out
     assert "(v1)" in printed and "ARN" not in printed
+
+
+def test_a_refined_arn_is_reported_beside_its_own_output(
+        handheld: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    # ARN answers 0; --arn_refine then aligns the pairs from there, and the report keeps
+    # ARN's own 0 apart from the rotation that rectified.
+    monkeypatch.setattr(SCDepthV2, "arn", lambda self, a, b: torch.zeros(a.shape[0], 3))
+    monkeypatch.setattr(SCDepthV2, "relative_pose", no_pose_rotation)
+    r = evaluate("v2", handheld, tmp_path, arn_refine=True)
+    raw = r["arn_unrefined"]
+    assert raw["angle_residual_deg"] == pytest.approx(r["angle_raw_deg"])
+    assert all(a["corr"] is None for a in raw["per_axis"].values())
+    assert r["rot_before"] > 0  # the refined rotation is not ARN's zero
+    assert "ARN's own rotation, before --arn_refine" in capsys.readouterr().out

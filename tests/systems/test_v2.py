@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import ImageBoard
 
-from geometry import euler2mat, mat2euler, pose_vec2mat, rotation_warp
+from geometry import euler2mat, mat2euler, pose_vec2mat, refine_rotation, rotation_warp
 from losses.rotation import (
     ROT_MAX_RANDOM,
     random_rotation_pair,
@@ -171,6 +171,7 @@ def test_arn_options_default_to_the_paper() -> None:
     assert defaults.arn_warmup_steps == 0 and defaults.arn_border_crop == 0.0
     assert defaults.arn_earned_labels is None and not defaults.arn_owns_rotation
     assert defaults.arn_pose_weight == 0.0 and not defaults.arn_frozen
+    assert not defaults.arn_refine
     assert "rot_pose_loss" not in v2_model().loss_terms(make_batch())[0]
 
 
@@ -360,6 +361,32 @@ def test_frozen_arn_stops_training_after_the_warmup(monkeypatch: pytest.MonkeyPa
     paper = v2_model(arn_warmup_steps=3).train()
     assert not paper.arn_frozen()
     assert "rot_consistency_loss" in paper.loss_terms(batch)[0]
+
+
+def test_refined_rotation_rectifies_and_arn_keeps_its_own_gradient() -> None:
+    model = v2_model(arn_refine=True).eval()  # BatchNorm as in single calls
+    batch = make_batch(10)
+    K, ref = batch["K"], batch["refs"][0]
+    tgt = rotation_warp(ref, torch.tensor([[0.04, -0.03, 0.02]]).expand(B, 3), K)
+    raw = model.arn(tgt, ref)
+    (rect,), (rot1,), _ = model.rectify(tgt, [ref], K)
+    expected = refine_rotation(tgt, ref, raw.detach(), K)
+    assert not torch.allclose(expected, raw.detach(), atol=1e-3)
+    assert torch.allclose(rot1, expected, atol=1e-6)
+    assert torch.allclose(rect, rotation_warp(ref, expected, K), atol=1e-6)
+    # straight-through: what reaches ARN from rot1 is what reaches it from its own output
+    conv = model.rectify_net.get_parameter("encoder.encoder.conv1.weight")
+    (rot1 * torch.arange(1.0, 4.0)).sum().backward()
+    through = conv.grad.clone()
+    model.zero_grad()
+    (model.arn(tgt, ref) * torch.arange(1.0, 4.0)).sum().backward()
+    assert through.abs().sum() > 0 and torch.allclose(through, conv.grad)
+    # the pose V2 predicts composes the rotation that rectified
+    pose = model.relative_pose(tgt, ref, K)
+    with torch.no_grad():
+        T_p = pose_vec2mat(model.pose_net(tgt, rect).double())
+    R1 = euler2mat(expected.double())
+    assert torch.allclose(pose[..., :3], R1 @ T_p[..., :3], atol=1e-5)
 
 
 @pytest.mark.parametrize(("extra", "message"), [
