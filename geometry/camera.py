@@ -31,6 +31,7 @@ __all__ = [
     "pixels_to_grid",
     "project",
     "rotation_warp",
+    "rotation_warp_valid",
     "transform_points",
 ]
 
@@ -162,9 +163,16 @@ def rotation_warp(img: torch.Tensor, rot: torch.Tensor, K: torch.Tensor) -> torc
     img: ``[B,C,H,W]``; rot: ``[B,3]`` Euler angles ``(rx, ry, rz)``; K: ``[B,3,3]``.
     Returns warped ``[B,C,H,W]`` (zeros where the rotated ray leaves the image).
     """
+    return rotation_warp_valid(img, rot, K)[0]
+
+
+def rotation_warp_valid(img: torch.Tensor, rot: torch.Tensor, K: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rotation_warp` and where it is valid: ``(warped [B,C,H,W], valid [B,1,H,W]``
+    float in {0,1}, the rotated ray lands inside the image)."""
     B, _, H, W = img.shape
     R = euler2mat(rot.to(img.dtype))
     T = torch.cat([R, R.new_zeros(B, 3, 1)], dim=2)
     ones = img.new_ones(B, 1, H, W)
-    warped, _, _, _ = inverse_warp(img, ones, ones, T, K.to(img.dtype))
-    return warped
+    warped, valid, _, _ = inverse_warp(img, ones, ones, T, K.to(img.dtype))
+    return warped, valid

@@ -16,9 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from geometry.camera import inverse_warp
+from geometry.camera import rotation_warp_valid
 from geometry.intrinsics import crop_intrinsics, scale_intrinsics
-from geometry.pose import euler2mat
 
 __all__ = ["refine_rotation"]
 
@@ -34,16 +33,6 @@ FD_STEP = 1e-3
 HUBER = 3.0
 # No single Gauss-Newton update may turn any angle by more than this (radians).
 MAX_UPDATE = 0.05
-
-
-def _warp(img: torch.Tensor, rot: torch.Tensor, K: torch.Tensor
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``img`` ``[B,C,H,W]`` warped by the rotation ``rot`` ``[B,3]``, and where it is valid."""
-    B, _, H, W = img.shape
-    T = torch.cat([euler2mat(rot), rot.new_zeros(B, 3, 1)], dim=2)
-    ones = img.new_ones(B, 1, H, W)
-    warped, valid, _, _ = inverse_warp(img, ones, ones, T, K)
-    return warped, valid
 
 
 def _pooled(gray: torch.Tensor, K: torch.Tensor, factor: int
@@ -89,13 +78,13 @@ def refine_rotation(tgt: torch.Tensor, ref: torch.Tensor, rot: torch.Tensor,
         t, Kl = _pooled(gray_t, K, factor)
         r, _ = _pooled(gray_r, K, factor)
         for _ in range(steps):
-            warped, mask = _warp(r, current, Kl)
+            warped, mask = rotation_warp_valid(r, current, Kl)
             columns = []
             for k in range(3):
                 delta = torch.zeros_like(current)
                 delta[:, k] = FD_STEP
-                plus, valid_p = _warp(r, current + delta, Kl)
-                minus, valid_m = _warp(r, current - delta, Kl)
+                plus, valid_p = rotation_warp_valid(r, current + delta, Kl)
+                minus, valid_m = rotation_warp_valid(r, current - delta, Kl)
                 columns.append(((plus - minus) / (2 * FD_STEP)).flatten(1))
                 mask = mask * valid_p * valid_m
             J = torch.stack(columns, dim=-1)  # [B,N,3]
@@ -107,8 +96,8 @@ def refine_rotation(tgt: torch.Tensor, ref: torch.Tensor, rot: torch.Tensor,
             g = torch.einsum("bni,bn,bn->bi", J, w, res)
             current = current - torch.linalg.solve(H, g).clamp(-MAX_UPDATE, MAX_UPDATE)
     # Keep the refinement only where it helps, on the pixels both rotations keep in view.
-    warped_start, valid_start = _warp(gray_r, start, K)
-    warped_end, valid_end = _warp(gray_r, current, K)
+    warped_start, valid_start = rotation_warp_valid(gray_r, start, K)
+    warped_end, valid_end = rotation_warp_valid(gray_r, current, K)
     both = valid_start * valid_end
     better = _masked_l1(warped_end, gray_t, both) < _masked_l1(warped_start, gray_t, both)
     better = better.unsqueeze(1)
